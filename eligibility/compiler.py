@@ -1,0 +1,181 @@
+"""Trial text or registry record -> Trial: splits items, parses each, builds predicates.
+
+Every item becomes a criterion: compiled, or kept verbatim with ``compiled: false`` and a
+note saying what stopped it. Nothing is dropped (count in == count out).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from .errors import CriteriaTextError, InputError, RuleFileError
+from .grammar import SyntaxProblem, parse_criterion
+from .items import split_items
+from .patient import parse_json_text
+from .predicates import All, AnyOf, Comparison, PredicateNode, Range, Sex
+from .transform import CompileContext, CompileProblem, CriterionKind, build_predicate
+from .trial import Criterion, Trial, load_rule_text, trial_from_rule_data
+from .vocabulary import vocabulary
+
+MAX_TRIAL_BYTES = 5 * 1024 * 1024
+"""A trial file larger than this is refused: registry records are tens of kilobytes."""
+
+_NCT_ID = re.compile(r"\bNCT\d{8}\b")
+# "Subjects with severe renal disorder (serum creatinine: not less than 2.0 mg/dL)": the
+# parenthesis defines the words before it, so it may compile alone if it is a measurement.
+_DEFINING_PARENTHESIS = re.compile(r"\(([^()]*\d[^()]*)\)\s*\.?\s*$")
+_REGISTRY_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(year|month|week|day)s?\s*$", re.IGNORECASE)
+
+
+def compile_criterion(text: str, kind: CriterionKind, condition: str | None = None) -> tuple[PredicateNode | None, str | None]:
+    """The predicate one criterion's text means, or None and a note on what stopped it."""
+    context = CompileContext(kind, condition)
+    try:
+        return build_predicate(parse_criterion(text), context), None
+    except (SyntaxProblem, CompileProblem) as problem:
+        inner = _DEFINING_PARENTHESIS.search(text)
+        if inner is not None:
+            try:
+                predicate = build_predicate(parse_criterion(inner.group(1)), context)
+            except (SyntaxProblem, CompileProblem):
+                pass
+            else:
+                if _is_measurement(predicate):
+                    return predicate, "compiled from the parenthesis, which defines the words before it"
+        return None, f"not compiled: {problem}"
+
+
+def _is_measurement(predicate: PredicateNode) -> bool:
+    if isinstance(predicate, AnyOf) or predicate.type == "all":
+        return all(_is_measurement(item) for item in getattr(predicate, "items"))
+    return isinstance(predicate, (Comparison, Range))
+
+
+def _criterion(criterion_id: str, kind: CriterionKind, text: str, condition: str | None) -> Criterion:
+    predicate, note = compile_criterion(text, kind, condition)
+    return Criterion(id=criterion_id, kind=kind, text=text, compiled=predicate is not None, predicate=predicate, note=note)
+
+
+def compile_trial(text: str, *, trial_id: str | None = None, condition: str | None = None, source: str = "<text>") -> Trial:
+    """Compile criteria text (contract section 1.1) into a Trial.
+
+    ``condition`` is the vocabulary id of the trial's condition, which "the disease" means.
+
+    >>> trial = compile_trial("Inclusion Criteria:\\n1. Age 18 to 65 years\\nExclusion Criteria:\\n* Pregnancy")
+    >>> [(c.id, c.compiled) for c in trial.criteria]
+    [('I1', True), ('E1', True)]
+    """
+    if condition is not None and condition not in vocabulary():
+        raise InputError(f"unknown condition {condition!r}: not in rules/vocabulary.yaml", source=source)
+    items = split_items(text, source=source)
+    criteria = [
+        _criterion(f"{'I' if item.kind == 'inclusion' else 'E'}{item.number}", item.kind, item.text, condition)
+        for item in items
+    ]
+    found_id = _NCT_ID.search(text)
+    return Trial(trial=trial_id or (found_id.group(0) if found_id else "unnamed"), condition=condition,
+                 source=source, criteria=tuple(criteria))
+
+
+def _registry_age(written: object, source: str, field: str) -> tuple[float, str] | None:
+    if written is None or str(written).strip().upper() in ("", "N/A", "NA", "NONE"):
+        return None
+    match = _REGISTRY_AGE.match(str(written))
+    if match is None:
+        raise RuleFileError(f"{field} {written!r} is not an age such as '18 Years'", source=source,
+                            path=f"$.protocolSection.eligibilityModule.{field}")
+    return float(match.group(1)), match.group(2).lower()
+
+
+def _structured_criteria(module: dict[str, Any], source: str) -> list[Criterion]:
+    """Registry minimumAge / maximumAge / sex as criteria ``age`` and ``sex`` (bounds inclusive)."""
+    criteria = []
+    low = _registry_age(module.get("minimumAge"), source, "minimumAge")
+    high = _registry_age(module.get("maximumAge"), source, "maximumAge")
+    age: PredicateNode | None = None
+    if low and high and low[1] == high[1]:
+        age = Range(variable="age", low=low[0], high=high[0], unit=low[1])
+    elif low and high:  # e.g. "6 Months" to "17 Years": each bound in its own unit
+        age = All(items=(Comparison(variable="age", op="ge", value=low[0], unit=low[1]),
+                         Comparison(variable="age", op="le", value=high[0], unit=high[1])))
+    elif low:
+        age = Comparison(variable="age", op="ge", value=low[0], unit=low[1])
+    elif high:
+        age = Comparison(variable="age", op="le", value=high[0], unit=high[1])
+    if age is not None:
+        text = f"Age {module.get('minimumAge') or 'N/A'} to {module.get('maximumAge') or 'N/A'} (registry)"
+        criteria.insert(0, Criterion(id="age", kind="inclusion", text=text, compiled=True, predicate=age))
+    sex = str(module.get("sex") or "ALL").upper()
+    sex_predicate: PredicateNode | None = {
+        "FEMALE": Sex(sex="female"), "MALE": Sex(sex="male"),
+        "ALL": AnyOf(items=(Sex(sex="female"), Sex(sex="male"))),
+    }.get(sex)
+    if sex_predicate is None:
+        raise RuleFileError(f"sex {sex!r} is not ALL, FEMALE or MALE", source=source, path="$.protocolSection.eligibilityModule.sex")
+    criteria.append(Criterion(id="sex", kind="inclusion", text=f"Sex: {sex} (registry)", compiled=True, predicate=sex_predicate))
+    return criteria
+
+
+def _trial_condition(record: dict[str, Any]) -> str | None:
+    """The first registry condition the vocabulary knows as a condition ("the disease")."""
+    names = record.get("protocolSection", {}).get("conditionsModule", {}).get("conditions", []) or []
+    vocab = vocabulary()
+    for name in names:
+        variable = vocab.by_name(str(name))
+        if variable is not None and variable.kind == "condition":
+            return variable.id
+    return None
+
+
+def compile_registry_record(record: dict[str, Any], source: str = "<record>") -> Trial:
+    """Compile a ClinicalTrials.gov API v2 study record (contract section 1.2)."""
+    protocol = record.get("protocolSection")
+    if not isinstance(protocol, dict):
+        raise RuleFileError("no protocolSection: not a ClinicalTrials.gov study record", source=source, path="$")
+    module = protocol.get("eligibilityModule")
+    if not isinstance(module, dict):
+        raise RuleFileError("the record has no eligibilityModule", source=source, path="$.protocolSection")
+    identification = protocol.get("identificationModule", {})
+    text = module.get("eligibilityCriteria") or ""
+    condition = _trial_condition(record)
+    structured = _structured_criteria(module, source)
+    try:
+        compiled = compile_trial(text, condition=condition, source=source).criteria if text.strip() else ()
+    except CriteriaTextError as error:
+        raise RuleFileError(f"eligibilityCriteria: {error.message}", source=source,
+                            path="$.protocolSection.eligibilityModule.eligibilityCriteria") from None
+    healthy = module.get("healthyVolunteers")
+    return Trial(trial=identification.get("nctId") or "unnamed", title=identification.get("briefTitle"),
+                 condition=condition, healthy_volunteers=healthy if isinstance(healthy, bool) else None,
+                 source=source, criteria=(*structured, *compiled))
+
+
+def load_trial(path: str | Path, *, condition: str | None = None) -> Trial:
+    """Load a trial from criteria text, a registry record (JSON) or a rule file (JSON/YAML).
+
+    The form is told by content, not only by the file's extension.
+    """
+    source = str(path)
+    try:
+        file_path = Path(path)
+        if file_path.stat().st_size > MAX_TRIAL_BYTES:
+            raise InputError(f"larger than {MAX_TRIAL_BYTES // (1024 * 1024)} MB", source=source)
+        raw = file_path.read_bytes()
+    except OSError as error:
+        raise InputError(error.strerror or "cannot be read", source=source) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise InputError(f"not UTF-8 text (byte {error.start})", source=source) from None
+    stripped = text.lstrip()
+    if stripped.startswith("{"):
+        data = parse_json_text(text, source, RuleFileError)
+        if isinstance(data, dict) and "protocolSection" in data:
+            return compile_registry_record(data, source)
+        return trial_from_rule_data(data, source)
+    if re.match(r"(trial|criteria)\s*:", stripped):
+        return load_rule_text(text, source)
+    return compile_trial(text, condition=condition, source=source,
+                         trial_id=None if _NCT_ID.search(text) else Path(path).stem)

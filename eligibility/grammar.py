@@ -1,0 +1,137 @@
+"""Criterion text -> parse tree, with the LALR grammar in ``grammars/criterion.lark``.
+
+The grammar file holds the structure and the keyword terminals; the terminals that name
+things the vocabulary knows (variables, category values) and the units are appended here
+at load time from ``rules/``, so adding a synonym is a data change, not a grammar change.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from functools import cache
+
+from lark import Lark, Tree
+from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
+
+from .resources import data_file
+from .units import units
+from .vocabulary import Vocabulary, name_key, vocabulary
+
+MAX_CRITERION_LENGTH = 1000
+"""Longer items are kept as text for review without parsing (real criteria are far shorter)."""
+
+_TIME_DIMENSION = "[time]"
+_SHORT_UNIT_WORDS = frozenset({"in", "m", "g", "l", "a", "d", "h", "s", "y", "1", "mo", "wk", "yr", "min"})
+
+
+class SyntaxProblem(Exception):
+    """The grammar cannot read a criterion; ``str()`` says where, for the compile note."""
+
+
+def _phrase_pattern(phrase: str) -> str:
+    """A regex for a phrase: words separated by any whitespace, hyphen or space alike."""
+    words = re.split(r"\s+", phrase.strip())
+    return r"\s+".join(re.escape(word).replace(r"\-", r"[-‐–\s]?") for word in words)
+
+
+def _alternation(phrases: list[str]) -> str:
+    unique = sorted(set(phrases), key=lambda p: (-len(p), p))
+    return "|".join(_phrase_pattern(p) for p in unique)
+
+
+def _unit_pattern(key: str) -> str:
+    """A regex for a unit spelling key (lowercase, no spaces): any spacing, µ or u, x or ×."""
+    parts = []
+    for char in key:
+        if char == "u":
+            parts.append("[uµμ]")
+        elif char == "x":
+            parts.append("[x×*]")
+        elif char == "^":
+            parts.append(r"(\^|\*\*?)?")
+        else:
+            parts.append(re.escape(char))
+    return r"\s*".join(parts)
+
+
+def _terminals(vocab: Vocabulary) -> str:
+    names = [n for n in vocab.names() if len(n) >= 2 and not n.isdigit()]
+    category_values = [
+        name
+        for variable in vocab.variables.values()
+        for value in variable.values
+        for name in (value.value, *value.synonyms)
+    ]
+    table = units()
+    unit_keys = [
+        key
+        for key in table.spelling_keys()
+        if key not in _SHORT_UNIT_WORDS and (info := table.info(key)) is not None and info.dimension != _TIME_DIMENSION
+    ]
+    unit_keys += ["seconds", "second", "sec", "s"]
+    unit_regex = "|".join(_unit_pattern(k) for k in sorted(set(unit_keys), key=lambda k: (-len(k), k)))
+    boundary = r"(?<![\w])(?:{})(?![\w])"
+    terminals = {
+        "VARIABLE.5": boundary.format(_alternation(names)),
+        "CATEGORY_VALUE.6": boundary.format(_alternation(category_values)),
+        # A unit may follow its number with no space ("40%of", "2mg/dL").
+        "UNIT.3": f"(?:{unit_regex})(?![a-zA-Z])",
+    }
+    # lark's /regex/ literals end at an unescaped slash
+    return "\n".join(f"{name}: /{body.replace('/', chr(92) + '/')}/i" for name, body in terminals.items())
+
+
+class CriterionParser:
+    """A thread-safe LALR parser for one criterion (lark parsers keep per-parse state)."""
+
+    def __init__(self) -> None:
+        grammar = data_file("grammars", "criterion.lark").read_text(encoding="utf-8")
+        self._grammar = grammar + "\n" + _terminals(vocabulary()) + "\n"
+        self._local = threading.local()
+
+    def _lark(self) -> Lark:
+        parser = getattr(self._local, "parser", None)
+        if parser is None:
+            parser = Lark(self._grammar, parser="lalr", lexer="contextual", propagate_positions=False,
+                          maybe_placeholders=False)
+            self._local.parser = parser
+        return parser
+
+    def parse(self, text: str) -> Tree:
+        """The parse tree of one criterion, or SyntaxProblem saying what was not understood."""
+        if len(text) > MAX_CRITERION_LENGTH:
+            raise SyntaxProblem(f"longer than {MAX_CRITERION_LENGTH} characters: not parsed")
+        parser = self._lark()
+        try:
+            return parser.parse(text)
+        except UnexpectedCharacters as error:
+            raise SyntaxProblem(f"did not understand {_word_at(text, error.pos_in_stream)!r}") from None
+        except UnexpectedToken as error:
+            if error.token.type == "$END":
+                raise SyntaxProblem("the sentence ended before the criterion was complete") from None
+            raise SyntaxProblem(f"did not expect {str(error.token)!r} here") from None
+        except UnexpectedEOF:
+            raise SyntaxProblem("the sentence ended before the criterion was complete") from None
+        except LarkError as error:  # any other parser failure still means "not understood"
+            raise SyntaxProblem(str(error).splitlines()[0]) from None
+
+
+def _word_at(text: str, position: int | None) -> str:
+    if position is None:
+        return text[:30]
+    match = re.compile(r"\S+").search(text, position)
+    return match.group(0)[:40] if match else text[position:position + 30]
+
+
+@cache
+def criterion_parser() -> CriterionParser:
+    return CriterionParser()
+
+
+def parse_criterion(text: str) -> Tree:
+    """Parse one criterion's text (see ``grammars/criterion.lark``)."""
+    return criterion_parser().parse(text)
+
+
+__all__ = ["SyntaxProblem", "parse_criterion", "criterion_parser", "name_key"]

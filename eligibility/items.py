@@ -1,0 +1,361 @@
+"""The text -> items stage: cuts eligibility-criteria text into numbered inclusion/exclusion items.
+
+Handles the layouts registries publish (ClinicalTrials.gov API v2 markdown, the older XML text
+block, one item a line) and scraped trial pages, whose text around the criteria is ignored.
+The words it recognises (headings, page sections, bullets) live in ``rules/layout.yaml``.
+
+Inside a criteria section no text is dropped: every non-blank line that is not a heading ends
+up in exactly one item. Wrapped lines are joined and sub-items stay with their parent, because
+the report's ``I<n>``/``E<n>`` ids count the trial's own items.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel
+
+from .errors import CriteriaTextError
+from .resources import data_file
+
+__all__ = ["Item", "split_items"]
+
+Kind = Literal["inclusion", "exclusion"]
+Marker = Literal["bullet", "number", "letter"]
+
+
+class Item(BaseModel, frozen=True):
+    """One criterion as the trial wrote it, with its place in the text."""
+
+    kind: Kind
+    number: int
+    """1-based, counting within its own list: the n of the report's ``I<n>`` / ``E<n>``."""
+    text: str
+    """Wrapped lines joined with one space, marker removed, sub-items appended ``"; "``-separated."""
+    line: int
+    """1-based line of the input where the item starts."""
+
+
+def split_items(text: str, *, source: str = "<text>") -> list[Item]:
+    """The criteria of ``text`` in the text's order, numbered within their list.
+
+    Raises CriteriaTextError when the text has no inclusion or exclusion heading.
+
+    >>> [(i.kind, i.number, i.text) for i in split_items("Inclusion Criteria:\\n* Age \\\\>= 18\\nExclusion Criteria:\\n* Pregnancy")]
+    [('inclusion', 1, 'Age >= 18'), ('exclusion', 1, 'Pregnancy')]
+    """
+    counts = {"inclusion": 0, "exclusion": 0}
+    items: list[Item] = []
+    for section in _sections(text.splitlines(), source):
+        for draft in _drafts(section.lines):
+            item_text = draft.text()
+            if item_text:
+                counts[section.kind] += 1
+                items.append(Item(kind=section.kind, number=counts[section.kind], text=item_text, line=draft.line))
+    return items
+
+
+def _load_layout() -> dict[str, Any]:
+    layout: dict[str, Any] = yaml.safe_load(data_file("rules", "layout.yaml").read_text(encoding="utf-8"))
+    return layout
+
+
+def _line_key(line: str) -> str:
+    """The lookup form of a short line: lower case, '&' read as 'and', punctuation as spaces."""
+    return " ".join(_NON_WORD.sub(" ", line.replace("&", " and ")).lower().split())
+
+
+def _alternation(words: list[str]) -> str:
+    """A regex matching any of ``words``, longest first; a space or hyphen in a word matches either."""
+    patterns = (re.sub(r"(?:\\ |\\-)+", r"[\\s-]*", re.escape(word)) for word in words)
+    return "|".join(sorted(patterns, key=len, reverse=True))
+
+
+_NON_WORD = re.compile(r"[\W_]+")
+_LAYOUT = _load_layout()
+_HEADING_WORDS = _LAYOUT["headings"]
+_INCLUSION_KEYS = frozenset(_line_key(word) for word in _HEADING_WORDS["inclusion"])
+_SENTENCE_WORDS = frozenset(word.lower() for word in _HEADING_WORDS["sentence_words"])
+_TAIL_WORDS = frozenset(word.lower() for word in _HEADING_WORDS["tail_words"])
+_MAX_TAIL_CHARACTERS: int = _HEADING_WORDS["max_tail_characters"]
+_COMBINED_HEADINGS = frozenset(_line_key(line) for line in _HEADING_WORDS["combined"])
+_PAGE_SECTIONS = frozenset(_line_key(line) for line in _LAYOUT["page_sections"])
+_LONGEST_NAMED_LINE = max(map(len, _COMBINED_HEADINGS | _PAGE_SECTIONS)) + 8
+_PREAMBLE_MAX_LINES: int = _LAYOUT["preamble_max_lines"]
+_CONTINUATION_WORDS = frozenset(word.lower() for word in _LAYOUT["continuation_words"])
+_CONTINUATION_CHARACTERS = tuple(_LAYOUT["continuation_characters"])
+_WRAP_WIDTH: int = _LAYOUT["wrap_width"]
+_TERMINAL_PUNCTUATION = (".", ";", ":", "!", "?")
+
+_KEYWORDS = _alternation(_HEADING_WORDS["inclusion"] + _HEADING_WORDS["exclusion"])
+_KEYWORD_HINT = re.compile(_KEYWORDS, re.IGNORECASE)
+_HEADING = re.compile(
+    rf"""(?P<indent>\s*)
+    (?P<bullet>[-*•·]\s*)?                        # "-  INCLUSION CRITERIA:" (old registry text block)
+    [\[(]?\s*
+    (?P<qualifier>(?:[^\s:\[\]()]+\s+){{0,{_HEADING_WORDS["max_qualifier_words"]}}}?)
+    (?P<keyword>{_KEYWORDS})\b
+    (?:\s*(?P<noun>{_alternation(_HEADING_WORDS["nouns"])})\b)?
+    (?P<tail>[^:\]]*?)
+    \s*[\])]?\s*
+    (?:(?P<separator>:|--|—)(?P<gap>\s*)(?P<content>.*?))?
+    \s*""",
+    re.IGNORECASE | re.VERBOSE,
+)
+# A heading at the end of an item's line: "-  Signed informed consent Exclusion criteria:".
+_GLUED_HEADING = re.compile(r"(?P<before>.*\S)\s+(?:Key\s+)?(?P<keyword>Inclusion|Exclusion)\s+[Cc]riteria\s*:\s*")
+
+_ENUMERATOR = r"\d{1,3}|[A-Za-z]|[ivxIVX]{2,5}"
+_MARKER = re.compile(
+    rf"""(?P<indent>\s*)
+    (?P<bullet>[{re.escape("".join(_LAYOUT["bullets_touching_text"]))}](?=[^\W\d_])
+              |[{re.escape("".join(_LAYOUT["bullets"]))}](?=\s|$))?
+    \s*
+    (?P<enumerator>(?:{_ENUMERATOR})[.)](?=\s+\S)|\((?:{_ENUMERATOR})\)(?=\s+\S)|\d{{1,3}}[.)](?=[^\W\d_]))?
+    \s*
+    (?P<text>.*?)\s*""",
+    re.VERBOSE,
+)
+# Backslash escapes of API v2 markdown: "\>=" is ">=", "=\<" is "=<", "\*" is "*".
+_MARKDOWN_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
+
+
+@dataclass(slots=True)
+class _Heading:
+    kind: Kind
+    content: str = ""
+    """Text after the heading's colon on the same line: the start of a first item."""
+    content_indent: int = 0
+    before: str = ""
+    """Item text written before a heading on the same line ("Signed consent Exclusion criteria:")."""
+
+
+@dataclass(slots=True)
+class _Line:
+    number: int
+    indent: int
+    marker: Marker | None
+    text: str
+
+
+@dataclass(slots=True)
+class _Section:
+    kind: Kind
+    lines: list[_Line | None] = field(default_factory=list)
+    """Body lines in order; None for a blank line."""
+
+
+@dataclass(slots=True)
+class _Draft:
+    """An item being assembled: its own lines, then its sub-items'."""
+
+    line: int
+    marker_indent: int | None
+    """None for an item written without a marker (a preamble or a paragraph)."""
+    parts: list[str]
+    subs: list[_Draft] = field(default_factory=list)
+
+    def text(self) -> str:
+        own = _clean(self.parts)
+        sub_texts = [text for text in (_clean(sub.parts).rstrip(";").rstrip() for sub in self.subs) if text]
+        if not sub_texts:
+            return own
+        return f"{own} {'; '.join(sub_texts)}" if own else "; ".join(sub_texts)
+
+
+def _clean(parts: list[str]) -> str:
+    text = " ".join(" ".join(parts).split())
+    return _MARKDOWN_ESCAPE.sub(r"\1", text) if "\\" in text else text
+
+
+def _sections(lines: list[str], source: str) -> list[_Section]:
+    """The criteria sections of ``lines``, each with its body lines.
+
+    Text before the first heading is kept, as inclusion items, when it follows a combined
+    heading ("Eligibility criteria:"), when the first heading is an exclusion heading (the
+    inclusion list was written without one) or when it is short ("For community patients:");
+    otherwise, or after a page-section heading, it is the rest of a scraped page. A page-section
+    heading ("Trial design") also ends a section: the text after it waits for the next heading.
+    """
+    sections: list[_Section] = []
+    preamble: list[_Line | None] | None = []
+    preamble_origin: Literal["combined", "page"] | None = None
+    body = preamble
+    for number, raw in enumerate(lines, start=1):
+        if not raw or raw.isspace():
+            if body is not None:
+                body.append(None)
+            continue
+        if "\t" in raw:
+            raw = raw.expandtabs(4)
+        key = _line_key(raw) if len(raw) <= _LONGEST_NAMED_LINE else ""
+        if key in _COMBINED_HEADINGS:
+            if preamble is not None:
+                preamble.clear()
+                preamble_origin, body = "combined", preamble
+            continue
+        if key in _PAGE_SECTIONS and _is_page_heading(raw):
+            if preamble is not None:
+                preamble.clear()
+                preamble_origin = "page"
+            body = None
+            continue
+        heading = _heading(raw)
+        if heading is None:
+            if body is not None:
+                body.append(_line(number, raw))
+            continue
+        if heading.before and body is not None:
+            body.append(_line(number, heading.before))
+        if preamble is not None:
+            if _keep_preamble(preamble, preamble_origin, heading.kind):
+                sections.append(_Section("inclusion", preamble))
+            preamble = None
+        sections.append(_Section(heading.kind))
+        body = sections[-1].lines
+        if heading.content:
+            body.append(_line(number, heading.content, heading.content_indent))
+    if preamble is not None:
+        raise CriteriaTextError(
+            "expected an 'Inclusion Criteria' or 'Exclusion Criteria' heading (any case, with or"
+            " without a colon or brackets, e.g. 'Inclusion Criteria:' or '[Exclusion Criteria]'), found none",
+            source=source,
+            line=1,
+        )
+    return sections
+
+
+def _keep_preamble(preamble: list[_Line | None], origin: Literal["combined", "page"] | None, first_kind: Kind) -> bool:
+    if origin is not None:
+        return origin == "combined"
+    return first_kind == "exclusion" or sum(line is not None for line in preamble) <= _PREAMBLE_MAX_LINES
+
+
+def _heading(raw: str) -> _Heading | None:
+    """The inclusion or exclusion heading ``raw`` is or ends with, if any."""
+    if not _KEYWORD_HINT.search(raw):
+        return None
+    match = _HEADING.fullmatch(raw)
+    if match is None:
+        glued = _GLUED_HEADING.fullmatch(raw)
+        return _Heading(_kind(glued["keyword"]), before=glued["before"]) if glued else None
+    qualifier = match["qualifier"].split()
+    tail = match["tail"].strip()
+    if match["bullet"] and (qualifier or tail):
+        return None  # an item about criteria: "-  Exclusion criteria for all participants: ..."
+    if any(word.lower() in _SENTENCE_WORDS for word in qualifier):
+        return None
+    if tail and not _is_heading_tail(tail, has_noun=bool(match["noun"]), has_separator=bool(match["separator"])):
+        return None
+    content = match["content"] or ""
+    return _Heading(_kind(match["keyword"]), content, match.start("content") if content else 0)
+
+
+def _kind(keyword: str) -> Kind:
+    return "inclusion" if _line_key(keyword) in _INCLUSION_KEYS else "exclusion"
+
+
+def _is_heading_tail(tail: str, *, has_noun: bool, has_separator: bool) -> bool:
+    """Whether ``tail`` (the text after "Inclusion criteria") still names a group, not a sentence."""
+    if len(tail) > _MAX_TAIL_CHARACTERS or ". " in tail or ";" in tail:
+        return False
+    if tail.startswith("("):
+        return True
+    if not has_noun:
+        return False
+    return has_separator or tail[0] in "-–" or tail.split(None, 1)[0].lower() in _TAIL_WORDS
+
+
+def _is_page_heading(raw: str) -> bool:
+    """Whether ``raw``, named in page_sections, is written as a heading: capitalised, no full stop."""
+    return raw.lstrip(" [")[:1].isupper() and not raw.rstrip().endswith(".")
+
+
+def _line(number: int, raw: str, indent_offset: int = 0) -> _Line:
+    match = _MARKER.fullmatch(raw)
+    assert match is not None  # every part of the pattern is optional
+    marker: Marker | None = None
+    if match["bullet"]:
+        marker = "bullet"
+    elif enumerator := match["enumerator"]:
+        marker = "number" if enumerator.strip("()")[:-1].isdigit() or enumerator.strip("()").isdigit() else "letter"
+    return _Line(number, len(match["indent"]) + indent_offset, marker, match["text"])
+
+
+def _drafts(lines: list[_Line | None]) -> list[_Draft]:
+    """The items of one section's body lines."""
+    drafts: list[_Draft] = []
+    paragraphs = _has_inner_blank(lines)
+    top: _Draft | None = None
+    list_indent: int | None = None
+    list_marker: Marker | None = None
+    previous: _Line | None = None
+    blank_before = False
+    for line in lines:
+        if line is None:
+            blank_before = True
+            continue
+        if line.marker is not None:
+            reference = top.marker_indent if top is not None and top.marker_indent is not None else list_indent
+            is_sub = top is not None and reference is not None and (
+                line.indent >= reference + 2
+                or (line.marker == "letter" and list_marker != "letter" and line.indent >= reference - 1)
+            )
+            if is_sub and top is not None:
+                top.subs.append(_Draft(line.number, line.indent, [line.text]))
+            else:
+                top = _Draft(line.number, line.indent, [line.text])
+                drafts.append(top)
+                if list_indent is None:
+                    list_indent, list_marker = line.indent, line.marker
+        elif top is not None and previous is not None and _continues(top, line, previous, blank_before, paragraphs):
+            (top.subs[-1] if top.subs else top).parts.append(line.text)
+        else:
+            top = _Draft(line.number, None, [line.text])
+            drafts.append(top)
+        previous = line
+        blank_before = False
+    return drafts
+
+
+def _has_inner_blank(lines: list[_Line | None]) -> bool:
+    """Whether a blank line stands between two content lines: items are then paragraphs."""
+    seen_content = pending_blank = False
+    for line in lines:
+        if line is None:
+            pending_blank = seen_content
+        elif pending_blank:
+            return True
+        else:
+            seen_content = True
+    return False
+
+
+def _continues(top: _Draft, line: _Line, previous: _Line, blank_before: bool, paragraphs: bool) -> bool:
+    """Whether an unmarked ``line`` goes on the item ``top`` (or its last sub-item)."""
+    if blank_before:
+        return top.marker_indent is not None and line.indent > top.marker_indent
+    if top.marker_indent is not None and line.indent >= top.marker_indent:
+        return True
+    return paragraphs or _wraps(previous, line.text)
+
+
+def _wraps(previous: _Line, text: str) -> bool:
+    """Whether ``text`` reads as the rest of ``previous``'s sentence, in a list of one item a line.
+
+    A wrapped line follows a connective ("and", "of", ","), or does not start with a capital after
+    a line long enough to have been cut at a fixed width ("good oral hygiene" after a short line
+    is an item of its own).
+    """
+    if previous.text.endswith(_CONTINUATION_CHARACTERS) or text[:1] in ")]},;%":
+        return True
+    if previous.text.rsplit(None, 1)[-1].lower() in _CONTINUATION_WORDS:
+        return True
+    return (
+        not text[:1].isupper()
+        and previous.indent + len(previous.text) >= _WRAP_WIDTH
+        and not previous.text.endswith(_TERMINAL_PUNCTUATION)
+    )

@@ -1,0 +1,155 @@
+"""The patient record (contract section 2): pydantic models and a loader with JSON-path errors.
+
+Absent fields mean *not known*. ``"present": false`` on a condition, medication or
+procedure asserts its absence; without it, an entry's absence proves nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+
+from .errors import PatientRecordError
+
+MAX_RECORD_BYTES = 20 * 1024 * 1024
+"""A patient record larger than this is refused (real records are kilobytes)."""
+
+
+class _Entry(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, str_strip_whitespace=True)
+
+
+class Code(_Entry):
+    system: str
+    code: str
+
+
+class ReferenceRange(_Entry):
+    low: float | None = None
+    high: float | None = None
+
+
+class Observation(_Entry):
+    """A measurement, score or categorical finding."""
+
+    name: str = Field(min_length=1)
+    value: float | str
+    unit: str | None = None
+    date: dt.date | None = None
+    reference_range: ReferenceRange | None = None
+    code: Code | None = None
+
+
+class Condition(_Entry):
+    name: str = Field(min_length=1)
+    present: bool = True
+    onset: dt.date | None = None
+    diagnosed: dt.date | None = None
+    end: dt.date | None = None
+    code: Code | None = None
+
+
+class Medication(_Entry):
+    name: str = Field(min_length=1)
+    present: bool = True
+    start: dt.date | None = None
+    end: dt.date | None = None
+    code: Code | None = None
+
+
+class Procedure(_Entry):
+    name: str = Field(min_length=1)
+    present: bool = True
+    date: dt.date | None = None
+    code: Code | None = None
+
+
+class Patient(_Entry):
+    """One patient's record, as in the contract's section 2.
+
+    >>> p = Patient.model_validate({"id": "P1", "age": 50, "sex": "female"})
+    >>> p.sex
+    'female'
+    """
+
+    id: str = Field(min_length=1)
+    birth_date: dt.date | None = None
+    age: float | None = Field(default=None, ge=0, le=130)
+    sex: Literal["male", "female"]
+    observations: tuple[Observation, ...] = ()
+    conditions: tuple[Condition, ...] = ()
+    medications: tuple[Medication, ...] = ()
+    procedures: tuple[Procedure, ...] = ()
+
+    _facts: Any = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _needs_age(self) -> Patient:
+        if self.birth_date is None and self.age is None:
+            raise ValueError("the record needs birth_date or age")
+        return self
+
+
+def json_path(location: tuple[int | str, ...]) -> str:
+    """pydantic's error location as a JSON path: ``$.observations[2].value``."""
+    path = "$"
+    for part in location:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return path
+
+
+def validation_error(error: ValidationError, source: str, error_type: type[PatientRecordError] = PatientRecordError) -> PatientRecordError:
+    """The first problem of a pydantic error, as our error with its JSON path."""
+    first = error.errors()[0]
+    location = tuple(p for p in first["loc"] if not (isinstance(p, str) and p in _UNION_TAGS))
+    message = first["msg"].removeprefix("Value error, ")
+    more = len(error.errors()) - 1
+    if more:
+        message += f" (and {more} more problem{'s' if more > 1 else ''})"
+    return error_type(message, source=source, path=json_path(location))
+
+
+_UNION_TAGS = {"float", "str", "date", "function-after[_needs_age(), Patient]"}
+
+
+def parse_json_text(raw: bytes | str, source: str, error_type: type[PatientRecordError] = PatientRecordError) -> Any:
+    """Decode JSON text, reporting line and column of a syntax error."""
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as error:
+            raise error_type(f"not UTF-8 text (byte {error.start})", source=source) from None
+    if not raw.strip():
+        raise error_type("the file is empty", source=source)
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise error_type(f"invalid JSON: {error.msg}", source=source, line=error.lineno, column=error.colno) from None
+    except RecursionError:
+        raise error_type("invalid JSON: nested too deeply", source=source) from None
+
+
+def patient_from_data(data: Any, source: str = "<patient>") -> Patient:
+    if not isinstance(data, dict):
+        raise PatientRecordError("a patient record is a JSON object", source=source, path="$")
+    try:
+        return Patient.model_validate(data)
+    except ValidationError as error:
+        raise validation_error(error, source) from None
+
+
+def load_patient(path: str | Path) -> Patient:
+    """Read a patient record from a JSON file (clear errors with file, line or JSON path)."""
+    source = str(path)
+    try:
+        file_path = Path(path)
+        if file_path.stat().st_size > MAX_RECORD_BYTES:
+            raise PatientRecordError(f"larger than {MAX_RECORD_BYTES // (1024 * 1024)} MB", source=source)
+        raw = file_path.read_bytes()
+    except OSError as error:
+        raise PatientRecordError(error.strerror or "cannot be read", source=source) from None
+    return patient_from_data(parse_json_text(raw, source), source)

@@ -1,0 +1,350 @@
+"""Parse tree -> predicate: one Transformer method per grammar rule (``grammars/criterion.lark``).
+
+The Transformer resolves names through the vocabulary and normalises every threshold to
+its variable's canonical unit, so evaluation compares plain floats. A tree whose meaning
+cannot be pinned down (a unit that does not convert, a measured variable with no
+threshold, "the disease" with no condition known) raises ``CompileProblem``: the
+criterion is then kept as text for review, never compiled to a guess.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, cast
+
+from lark import Token, Transformer, Tree, v_args
+from lark.exceptions import VisitError
+
+from .predicates import (
+    All,
+    AnyOf,
+    Category,
+    Comparison,
+    Duration,
+    Implies,
+    Not,
+    Operator,
+    Period,
+    PredicateNode,
+    Presence,
+    Range,
+    Sex,
+    TimeUnit,
+)
+from .units import UnitProblem, units
+from .vocabulary import Variable, Vocabulary, vocabulary
+
+CriterionKind = Literal["inclusion", "exclusion"]
+
+
+class CompileProblem(Exception):
+    """The parse tree is valid but its meaning is not certain enough to compile."""
+
+
+@dataclass(frozen=True)
+class CompileContext:
+    """What a criterion's meaning depends on beyond its own words."""
+
+    kind: CriterionKind
+    condition: str | None = None  # the trial's condition, which "the disease" refers to
+
+
+@dataclass(frozen=True)
+class Quantity:
+    value: float
+    unit: str | None
+    unit_type: str  # "UNIT", "ULN", "TIME_UNIT", "AGE_UNIT" or "none"
+
+
+@dataclass(frozen=True)
+class Subject:
+    variables: tuple[Variable, ...]
+    joined_by_and: bool
+
+
+_OPERATORS: dict[str, Operator] = {"GE": "ge", "GT": "gt", "LE": "le", "LT": "lt", "EQ": "eq",
+                                   "GE_POST": "ge", "LE_POST": "le"}
+_NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+                 "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15, "twenty": 20, "thirty": 30}
+_TIME_UNITS: dict[str, TimeUnit] = {"d": "day", "w": "week", "m": "month", "y": "year"}
+_MEDICATION_PLACEHOLDER = ""  # a duration whose medication is named elsewhere in the sentence
+
+
+def _time_unit(text: str) -> TimeUnit:
+    word = text.strip().lower()
+    if word.startswith("mo"):
+        return "month"
+    return _TIME_UNITS[word[0]]
+
+
+def _clean(value: float) -> float:
+    """Drop float noise from unit conversion (100,000/mm3 is 100 x10^9/L, not 100.00000000000001)."""
+    return float(f"{value:.12g}")
+
+
+@v_args(inline=True)
+class PredicateBuilder(Transformer[Token, PredicateNode]):
+    """Builds one criterion's predicate from its parse tree."""
+
+    def __init__(self, context: CompileContext, vocab: Vocabulary):
+        super().__init__()
+        self.context = context
+        self.vocab = vocab
+
+    # -- leaves -------------------------------------------------------------------
+    def number(self, token: Token) -> float:
+        text = str(token).lower()
+        return float(_NUMBER_WORDS[text]) if text in _NUMBER_WORDS else float(text.replace(",", ""))
+
+    def quantity(self, value: float, unit: Token | None = None) -> Quantity:
+        if unit is None:
+            return Quantity(value, None, "none")
+        return Quantity(value, str(unit), unit.type)
+
+    def comparator(self, token: Token) -> Operator:
+        return _OPERATORS[token.type]
+
+    postfix_comparator = comparator
+
+    def variable(self, name: Token, alias: Token | None = None) -> Variable:
+        variable = self._lookup(name)
+        if alias is not None and self._lookup(alias).id != variable.id:
+            raise CompileProblem(f"{name!s} and {alias!s} are different variables")
+        return variable
+
+    def variable_list(self, *parts: Variable | Tree) -> Subject:
+        variables = tuple(p for p in parts if isinstance(p, Variable))
+        separators = {str(t.children[0].type) for t in parts if isinstance(t, Tree)}
+        return Subject(variables, joined_by_and=separators == {"AND"})
+
+    def subject(self, variables: Subject) -> Subject:
+        return variables
+
+    def period(self, *parts: float | Token) -> Period:
+        amount = parts[0] if len(parts) == 2 else 1.0
+        return Period(amount=cast(float, amount), unit=_time_unit(str(parts[-1])))
+
+    def window(self, _within: Token, period: Period) -> Period:
+        return period
+
+    def marker(self, token: Token) -> str:
+        return token.type
+
+    # -- measured values ---------------------------------------------------------------
+    def comparison(self, subject: Subject, op: Operator, quantity: Quantity, window: Period | None = None) -> PredicateNode:
+        return self._compare(subject, op, quantity, window)
+
+    def comparison_after(self, op: Operator, quantity: Quantity, *rest: Subject | Period | Token) -> PredicateNode:
+        subject = next(r for r in rest if isinstance(r, Subject))
+        window = next((r for r in rest if isinstance(r, Period)), None)
+        return self._compare(subject, op, quantity, window)
+
+    def comparison_inverted(self, op: Operator, subject: Subject, quantity: Quantity) -> PredicateNode:
+        return self._compare(subject, op, quantity, None)
+
+    def comparison_postfix(self, *parts: Subject | Quantity | Operator) -> PredicateNode:
+        subject = parts[0] if isinstance(parts[0], Subject) else None
+        quantity, op = cast(Quantity, parts[-2]), cast(Operator, parts[-1])
+        return self._compare(subject or self._implied_age(quantity), op, quantity, None)
+
+    def comparison_plus(self, *parts: Subject | float | Token) -> PredicateNode:
+        subject = parts[0] if isinstance(parts[0], Subject) else None
+        unit = cast(Token, parts[-1])
+        quantity = Quantity(cast(float, parts[-3]), str(unit), unit.type)
+        return self._compare(subject or self._implied_age(quantity), "ge", quantity, None)
+
+    def range_between(self, subject: Subject, *parts: Quantity | Token | Period) -> PredicateNode:
+        low, high = (p for p in parts if isinstance(p, Quantity))
+        window = next((p for p in parts if isinstance(p, Period)), None)
+        return self._range(subject, low, high, window)
+
+    def range(self, subject: Subject, *parts: tuple[Quantity, Quantity] | Token | Period) -> PredicateNode:
+        low, high = next(p for p in parts if isinstance(p, tuple))
+        window = next((p for p in parts if isinstance(p, Period)), None)
+        return self._range(subject, low, high, window)
+
+    def range_unnamed(self, span: tuple[Quantity, Quantity]) -> PredicateNode:
+        low, high = span
+        return self._range(self._implied_age(high), low, high, None)
+
+    def span(self, low: float, _sep: Token, high: Quantity) -> tuple[Quantity, Quantity]:
+        return Quantity(low, high.unit, high.unit_type), high
+
+    def span_both_units(self, low: float, unit: Token, _sep: Token, high: Quantity) -> tuple[Quantity, Quantity]:
+        return Quantity(low, str(unit), unit.type), high
+
+    # -- categories, presence, sex ------------------------------------------------------
+    def category_values(self, *tokens: Token) -> tuple[Token, ...]:
+        return tuple(t for t in tokens if isinstance(t, Token) and t.type == "CATEGORY_VALUE")
+
+    def category(self, *parts: Token | tuple[Token, ...]) -> PredicateNode:
+        written = next(p for p in parts if isinstance(p, tuple))
+        named = [p for p in parts if isinstance(p, Token) and p.type == "VARIABLE"]
+        resolved = [self._category_value(str(t)) for t in written]
+        variable_ids = {variable_id for variable_id, _ in resolved} | {self._lookup(n).id for n in named}
+        if len(variable_ids) != 1:
+            raise CompileProblem("the values belong to different scales: " + ", ".join(sorted(variable_ids)))
+        variable = self.vocab[variable_ids.pop()]
+        chosen = {value for _, value in resolved}
+        return Category(variable=variable.id, values=tuple(v.value for v in variable.values if v.value in chosen))
+
+    def presence(self, *parts: Token | str | Subject | Period) -> PredicateNode:
+        negated = any(isinstance(p, Token) and p.type == "NEGATION" for p in parts)
+        marker = next((p for p in parts if isinstance(p, str) and not isinstance(p, Token)), None)
+        subject = next(p for p in parts if isinstance(p, Subject))
+        window = next((p for p in parts if isinstance(p, Period)), None)
+        items = [self._presence(v, marker, window) for v in subject.variables]
+        if len(items) == 1:
+            found: PredicateNode = items[0]
+        elif subject.joined_by_and and self.context.kind == "inclusion" and not negated:
+            found = All(items=tuple(items))
+        else:
+            found = AnyOf(items=tuple(items))
+        return Not(item=found) if negated else found
+
+    def sex(self, token: Token) -> PredicateNode:
+        word = str(token).lower()
+        return Sex(sex="female" if word.startswith(("fem", "wom")) else "male")
+
+    # -- durations and structure ---------------------------------------------------------------
+    def duration_since_diagnosis(self, _of: Token, event: Token, op: Operator, quantity: Quantity, _since: Token) -> PredicateNode:
+        return Duration(variable=self._event(event).id, since="diagnosed", op=op, period=self._period(quantity))
+
+    def duration_from_onset(self, op: Operator, quantity: Quantity, *parts: Token) -> PredicateNode:
+        event = next(p for p in parts if p.type in ("VARIABLE", "DISEASE"))
+        return Duration(variable=self._event(event).id, since="onset", op=op, period=self._period(quantity))
+
+    def duration_on_medication(self, _stable: Token, *parts: Variable | Token | Operator | Quantity) -> PredicateNode:
+        medication = next((p for p in parts if isinstance(p, Variable)), None)
+        if medication is not None and medication.kind != "medication":
+            raise CompileProblem(f"{medication.label} is not a medication")
+        op = next(p for p in parts if isinstance(p, str) and not isinstance(p, Token))
+        quantity = next(p for p in parts if isinstance(p, Quantity))
+        return Duration(variable=medication.id if medication else _MEDICATION_PLACEHOLDER, since="start",
+                        op=cast(Operator, op), period=self._period(quantity))
+
+    def conditional(self, _mark: Token, *parts: Token | Variable | PredicateNode) -> PredicateNode:
+        variable = next(p for p in parts if isinstance(p, Variable))
+        then = cast(PredicateNode, parts[-1])
+        if variable.kind not in ("condition", "medication", "procedure"):
+            raise CompileProblem(f"a condition on {variable.label} needs a threshold")
+        condition = Presence(variable=variable.id, current=variable.kind == "medication" or any(
+            isinstance(p, Token) and p.type in ("CURRENT", "TREATMENT") for p in parts))
+        then = self._fill_medication(then, variable)
+        if self.context.kind == "inclusion":
+            return Implies(condition=condition, then=then)
+        return All(items=(condition, then))
+
+    def naive_or(self, name: Token, _naive: Token, _or: Token, duration: PredicateNode) -> PredicateNode:
+        medication = self._lookup(name)
+        if medication.kind != "medication":
+            raise CompileProblem(f"{medication.label} is not a medication")
+        return AnyOf(items=(Not(item=Presence(variable=medication.id)), self._fill_medication(duration, medication)))
+
+    def start(self, predicate: PredicateNode) -> PredicateNode:
+        if isinstance(predicate, Duration) and predicate.variable == _MEDICATION_PLACEHOLDER:
+            raise CompileProblem("a stable dose of what? No medication is named")
+        return predicate
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _lookup(self, name: Token | str) -> Variable:
+        variable = self.vocab.by_name(str(name))
+        if variable is None:  # the grammar's VARIABLE terminal comes from the same vocabulary
+            raise CompileProblem(f"{name!s} is not in the vocabulary")
+        return variable
+
+    def _category_value(self, written: str) -> tuple[str, str]:
+        for variable in self.vocab.variables.values():
+            value = self.vocab.category_value(variable.id, written) if variable.values else None
+            if value is not None:
+                return variable.id, value
+        raise CompileProblem(f"{written!r} is not a known category value")
+
+    def _event(self, token: Token) -> Variable:
+        if token.type == "DISEASE":
+            if self.context.condition is None:
+                raise CompileProblem(f"{token!s} refers to the trial's condition, which is not known here")
+            return self.vocab[self.context.condition]
+        variable = self._lookup(token)
+        if variable.kind != "condition":
+            raise CompileProblem(f"{variable.label} is not a condition")
+        return variable
+
+    def _presence(self, variable: Variable, marker: str | None, window: Period | None) -> Presence:
+        if variable.kind not in ("condition", "medication", "procedure"):
+            raise CompileProblem(f"{variable.label} is a measurement: the criterion gives no threshold")
+        timing = variable.timing or ("current" if variable.kind == "medication" else "ever")
+        current = marker == "CURRENT" or (marker is None and window is None and timing == "current")
+        return Presence(variable=variable.id, current=current, within=window)
+
+    def _implied_age(self, quantity: Quantity) -> Subject:
+        if quantity.unit_type != "AGE_UNIT":
+            raise CompileProblem("no variable named for the threshold")
+        return Subject((self.vocab["age"],), joined_by_and=False)
+
+    def _period(self, quantity: Quantity) -> Period:
+        if quantity.unit_type != "TIME_UNIT" or quantity.unit is None:
+            raise CompileProblem("a duration needs a time unit (days, weeks, months, years)")
+        return Period(amount=quantity.value, unit=_time_unit(quantity.unit))
+
+    def _fill_medication(self, predicate: PredicateNode, medication: Variable) -> PredicateNode:
+        if isinstance(predicate, Duration) and predicate.variable == _MEDICATION_PLACEHOLDER:
+            return predicate.model_copy(update={"variable": medication.id})
+        return predicate
+
+    def _combine(self, items: list[PredicateNode]) -> PredicateNode:
+        """A threshold shared by several variables: each must meet it to include, any excludes."""
+        if len(items) == 1:
+            return items[0]
+        return All(items=tuple(items)) if self.context.kind == "inclusion" else AnyOf(items=tuple(items))
+
+    def _compare(self, subject: Subject, op: Operator, quantity: Quantity, window: Period | None) -> PredicateNode:
+        items: list[PredicateNode] = []
+        for variable in subject.variables:
+            value, unit = self._threshold(variable, quantity)
+            items.append(Comparison(variable=variable.id, op=op, value=value, unit=unit, within=window))
+        return self._combine(items)
+
+    def _range(self, subject: Subject, low: Quantity, high: Quantity, window: Period | None) -> PredicateNode:
+        items: list[PredicateNode] = []
+        for variable in subject.variables:
+            low_value, unit = self._threshold(variable, low if low.unit else Quantity(low.value, high.unit, high.unit_type))
+            high_value, high_unit = self._threshold(variable, high)
+            if high_unit != unit or low_value > high_value:
+                raise CompileProblem(f"the range {low.value:g} to {high.value:g} is not a range")
+            items.append(Range(variable=variable.id, low=low_value, high=high_value, unit=unit, within=window))
+        return self._combine(items)
+
+    def _threshold(self, variable: Variable, quantity: Quantity) -> tuple[float, str]:
+        """The threshold in the variable's canonical unit (or x ULN, or the age unit written)."""
+        if variable.id == "age":
+            if quantity.unit_type in ("TIME_UNIT", "AGE_UNIT") and quantity.unit:
+                return quantity.value, _time_unit(quantity.unit)
+            if quantity.unit_type == "none":
+                return quantity.value, "year"
+            raise CompileProblem(f"an age in {quantity.unit}")
+        if not variable.is_measured or variable.unit is None:
+            raise CompileProblem(f"{variable.label} is not measured on a scale")
+        if quantity.unit_type == "ULN":
+            if variable.kind != "lab":
+                raise CompileProblem(f"{variable.label} has no upper limit of normal")
+            return quantity.value, "x ULN"
+        if quantity.unit_type == "AGE_UNIT":
+            raise CompileProblem(f"{variable.label} is not an age")
+        unit = variable.record_unit(quantity.unit)
+        if unit is None:
+            raise CompileProblem(f"no unit given for {variable.label} (expected {variable.unit})")
+        converted = units().convert(quantity.value, unit, variable.unit, variable.molar_mass)
+        if isinstance(converted, UnitProblem):
+            raise CompileProblem(f"{variable.label}: {converted}")
+        return _clean(converted), variable.unit
+
+
+def build_predicate(tree: Tree, context: CompileContext, vocab: Vocabulary | None = None) -> PredicateNode:
+    """The predicate a criterion's parse tree means, or CompileProblem."""
+    try:
+        return PredicateBuilder(context, vocab or vocabulary()).transform(tree)
+    except VisitError as error:  # lark wraps errors raised inside callbacks
+        if isinstance(error.orig_exc, CompileProblem):
+            raise error.orig_exc from None
+        raise
