@@ -26,12 +26,15 @@ _NCT_ID = re.compile(r"\bNCT\d{8}\b")
 # "Subjects with severe renal disorder (serum creatinine: not less than 2.0 mg/dL)": the
 # parenthesis defines the words before it, so it may compile alone if it is a measurement.
 _DEFINING_PARENTHESIS = re.compile(r"\(([^()]*\d[^()]*)\)\s*\.?\s*$")
+# A list marker left on an item ("3. Total IgG ...", "(2) ..."): not part of the criterion.
+_LEADING_MARKER = re.compile(r"^\s*(?:\(\d{1,2}\)|\d{1,2}[.)](?!\d))\s*")
 _REGISTRY_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(year|month|week|day)s?\s*$", re.IGNORECASE)
 
 
 def compile_criterion(text: str, kind: CriterionKind, condition: str | None = None) -> tuple[PredicateNode | None, str | None]:
     """The predicate one criterion's text means, or None and a note on what stopped it."""
     context = CompileContext(kind, condition)
+    text = _LEADING_MARKER.sub("", text, count=1)
     try:
         return build_predicate(parse_criterion(text), context), None
     except (SyntaxProblem, CompileProblem) as problem:

@@ -249,6 +249,7 @@ class Planner:
         variable = self.vocab[p.variable] if p.variable in self.vocab else None
         label = self.label(p.variable)
         applies_to = variable.applies_to if variable else None
+        is_medication = variable is not None and variable.kind == "medication"
         when = " now" if p.current else (f" within {p.within}" if p.within else "")
 
         def evaluate(facts: Facts, screening: Screening) -> Outcome:
@@ -263,22 +264,26 @@ class Planner:
                     return Outcome(False, f"{label}: {why}", [{"name": label, "present": False}])
                 return Outcome(None, f"no record of {label} (present or absent)", missing=[label])
             since = add_period(screening.as_of, p.within, -1) if p.within else None
-            undated = False
+            undecided = None
             for event in present:
                 if p.current and event.end is not None and event.end < screening.as_of:
                     continue
                 if since is not None:
-                    last_seen = event.end or (screening.as_of if event.start else None)
-                    if last_seen is None:
-                        undated = True
-                        continue
-                    if last_seen < since:
-                        continue
+                    began = event.start or event.diagnosed
+                    if not (began is not None and began >= since) and not (event.end is not None and event.end >= since):
+                        ongoing = event.end is None and (is_medication or began is None)
+                        if not ongoing:
+                            if event.end is None:  # began before the window, no end date
+                                undecided = f"{label} since {began}, no end date: cannot tell if{when}"
+                            continue
+                        if began is None:
+                            undecided = f"{label} on record without a date: cannot tell if{when}"
+                            continue
                 dates = {k: v.isoformat() for k, v in (("start", event.start), ("end", event.end)) if v}
                 return Outcome(True, f"{label} on record{when}" + (f" (since {event.start})" if event.start else ""),
                                [{"name": label, "present": True, **dates}])
-            if undated:
-                return Outcome(None, f"{label} on record without a date: cannot tell if{when}", missing=[f"{label} date"])
+            if undecided is not None:
+                return Outcome(None, undecided, [{"name": label, "present": True}], [f"{label} dates"])
             return Outcome(False, f"{label} on record but not{when}", [{"name": label, "present": True}])
 
         return evaluate

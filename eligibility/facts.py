@@ -8,15 +8,11 @@ reference ranges read here, not per criterion.
 from __future__ import annotations
 
 import datetime as dt
-import math
 from dataclasses import dataclass, field
 
 from .patient import Condition, Medication, Observation, Patient, Procedure
-from .units import UnitProblem, units
+from .units import UnitProblem, round_significant, significant_digits, units
 from .vocabulary import Variable, Vocabulary, vocabulary
-
-MIN_SIGNIFICANT_DIGITS = 3
-
 
 @dataclass(frozen=True, slots=True)
 class Measurement:
@@ -63,28 +59,6 @@ class Facts:
     findings: dict[str, list[Finding]] = field(default_factory=dict)
     events: dict[str, list[Event]] = field(default_factory=dict)
     unmatched: list[str] = field(default_factory=list)  # record names the vocabulary does not know
-
-
-def significant_digits(value: float) -> int:
-    """How many significant digits a recorded number shows (176.8 -> 4, 2.0 -> 2)."""
-    text = repr(float(value)).lower()
-    if "e" in text:
-        text = text.split("e")[0]
-    digits = text.replace("-", "").replace(".", "").lstrip("0")
-    if text.endswith(".0"):
-        digits = digits[:-1]
-    return max(len(digits.rstrip("0")) if "." not in text else len(digits), 1)
-
-
-def round_significant(value: float, digits: int) -> float:
-    """Round a converted value to the precision its recorded value had (at least 3 digits).
-
-    A conversion cannot add precision: 176.8 umol/L creatinine is 2.000 mg/dL, not 1.99996.
-    """
-    if value == 0 or not math.isfinite(value):
-        return value
-    digits = max(digits, MIN_SIGNIFICANT_DIGITS)
-    return round(value, digits - 1 - int(math.floor(math.log10(abs(value)))))
 
 
 def _by_date_desc(item: Measurement | Finding | Event) -> tuple[bool, dt.date]:

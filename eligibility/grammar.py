@@ -29,15 +29,42 @@ class SyntaxProblem(Exception):
     """The grammar cannot read a criterion; ``str()`` says where, for the compile note."""
 
 
-def _phrase_pattern(phrase: str) -> str:
-    """A regex for a phrase: words separated by any whitespace, hyphen or space alike."""
-    words = re.split(r"\s+", phrase.strip())
-    return r"\s+".join(re.escape(word).replace(r"\-", r"[-‐–\s]?") for word in words)
+_SPACE, _HYPHEN = r"\s+", r"[-‐–\s]?"
+
+
+def _symbols(phrase: str) -> list[str]:
+    """A phrase as regex pieces: any run of whitespace, a hyphen or not, characters escaped."""
+    symbols: list[str] = []
+    for char in re.sub(r"\s+", " ", phrase.strip()):
+        symbols.append(_SPACE if char == " " else _HYPHEN if char == "-" else re.escape(char))
+    return symbols
+
+
+def _trie_regex(node: dict[str, dict], ends: str) -> str:  # type: ignore[type-arg]
+    branches = [symbol + _trie_regex(child, ends) for symbol, child in node.items() if symbol != ends]
+    optional = ends in node
+    if not branches:
+        return ""
+    body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+    if optional:
+        return ("(?:" + body + ")?") if len(branches) == 1 else body + "?"
+    return body
 
 
 def _alternation(phrases: list[str]) -> str:
-    unique = sorted(set(phrases), key=lambda p: (-len(p), p))
-    return "|".join(_phrase_pattern(p) for p in unique)
+    """One regex matching any of the phrases, as a trie: far smaller and faster than a|b|c.
+
+    Python's regex alternation is first-match, so a trie that tries longer continuations
+    first (greedy optional groups) still matches the longest phrase at a position.
+    """
+    trie: dict[str, dict] = {}  # type: ignore[type-arg]
+    ends = "\x00"
+    for phrase in set(phrases):
+        node = trie
+        for symbol in _symbols(phrase):
+            node = node.setdefault(symbol, {})
+        node[ends] = {}
+    return _trie_regex(trie, ends)
 
 
 def _unit_pattern(key: str) -> str:

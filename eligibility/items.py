@@ -90,33 +90,39 @@ _CONTINUATION_CHARACTERS = tuple(_LAYOUT["continuation_characters"])
 _WRAP_WIDTH: int = _LAYOUT["wrap_width"]
 _TERMINAL_PUNCTUATION = (".", ";", ":", "!", "?")
 
+_BULLETS = re.escape("".join(_LAYOUT["bullets"]))
+_BULLETS_TOUCHING_TEXT = re.escape("".join(_LAYOUT["bullets_touching_text"]))
+_ENUMERATOR = r"\d{1,3}|[A-Za-z]|[ivxIVX]{2,5}"
 _KEYWORDS = _alternation(_HEADING_WORDS["inclusion"] + _HEADING_WORDS["exclusion"])
-_KEYWORD_HINT = re.compile(_KEYWORDS, re.IGNORECASE)
+_NOUNS = _alternation(_HEADING_WORDS["nouns"])
+# A cheap test before the heading pattern: the first letters of each keyword's longest word.
+_KEYWORD_HINT = re.compile(
+    "|".join(sorted({max(re.findall(r"[a-z]+", w.lower()), key=len)[:5] for w in _HEADING_WORDS["inclusion"] + _HEADING_WORDS["exclusion"]})),
+    re.IGNORECASE,
+)
 _HEADING = re.compile(
-    rf"""(?P<indent>\s*)
-    (?P<bullet>[-*•·]\s*)?                        # "-  INCLUSION CRITERIA:" (old registry text block)
+    rf"""\s*
+    (?P<marker>(?:[{_BULLETS}]|\(?(?:{_ENUMERATOR})[.)])\s*)?    # "-  INCLUSION CRITERIA:" (old registry text block)
     [\[(]?\s*
     (?P<qualifier>(?:[^\s:\[\]()]+\s+){{0,{_HEADING_WORDS["max_qualifier_words"]}}}?)
     (?P<keyword>{_KEYWORDS})\b
-    (?:\s*(?P<noun>{_alternation(_HEADING_WORDS["nouns"])})\b)?
+    (?:\s*(?P<noun>{_NOUNS})\b)?
     (?P<tail>[^:\]]*?)
     \s*[\])]?\s*
-    (?:(?P<separator>:|--|—)(?P<gap>\s*)(?P<content>.*?))?
+    (?:(?P<separator>:|--|—)\s*(?P<content>.*?))?
     \s*""",
     re.IGNORECASE | re.VERBOSE,
 )
-# A heading at the end of an item's line: "-  Signed informed consent Exclusion criteria:".
-_GLUED_HEADING = re.compile(r"(?P<before>.*\S)\s+(?:Key\s+)?(?P<keyword>Inclusion|Exclusion)\s+[Cc]riteria\s*:\s*")
+# A capitalised heading at the end of an item's line: "-  Signed informed consent Exclusion criteria:".
+_GLUED_HEADING = re.compile(rf"(?P<before>.*\S)\s+(?P<keyword>{_KEYWORDS})\s+(?:{_NOUNS})\s*:", re.IGNORECASE)
 
-_ENUMERATOR = r"\d{1,3}|[A-Za-z]|[ivxIVX]{2,5}"
 _MARKER = re.compile(
     rf"""(?P<indent>\s*)
-    (?P<bullet>[{re.escape("".join(_LAYOUT["bullets_touching_text"]))}](?=[^\W\d_])
-              |[{re.escape("".join(_LAYOUT["bullets"]))}](?=\s|$))?
+    (?P<bullet>[{_BULLETS_TOUCHING_TEXT}](?=[^\W\d_])|[{_BULLETS}](?=\s|$))?
     \s*
     (?P<enumerator>(?:{_ENUMERATOR})[.)](?=\s+\S)|\((?:{_ENUMERATOR})\)(?=\s+\S)|\d{{1,3}}[.)](?=[^\W\d_]))?
     \s*
-    (?P<text>.*?)\s*""",
+    (?P<text>.*)""",
     re.VERBOSE,
 )
 # Backslash escapes of API v2 markdown: "\>=" is ">=", "=\<" is "=<", "\*" is "*".
@@ -156,7 +162,21 @@ class _Draft:
     marker_indent: int | None
     """None for an item written without a marker (a preamble or a paragraph)."""
     parts: list[str]
+    last: _Line
+    """The line added last, to itself or to a sub-item: the one a wrapped line goes on."""
     subs: list[_Draft] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, line: _Line) -> _Draft:
+        return cls(line.number, line.indent if line.marker else None, [line.text], line)
+
+    def add_sub(self, line: _Line) -> None:
+        self.subs.append(_Draft.start(line))
+        self.last = line
+
+    def add_wrapped(self, line: _Line) -> None:
+        (self.subs[-1] if self.subs else self).parts.append(line.text)
+        self.last = line
 
     def text(self) -> str:
         own = _clean(self.parts)
@@ -185,7 +205,8 @@ def _sections(lines: list[str], source: str) -> list[_Section]:
     preamble_origin: Literal["combined", "page"] | None = None
     body = preamble
     for number, raw in enumerate(lines, start=1):
-        if not raw or raw.isspace():
+        raw = raw.rstrip()
+        if not raw:
             if body is not None:
                 body.append(None)
             continue
@@ -239,19 +260,24 @@ def _heading(raw: str) -> _Heading | None:
     if not _KEYWORD_HINT.search(raw):
         return None
     match = _HEADING.fullmatch(raw)
-    if match is None:
-        glued = _GLUED_HEADING.fullmatch(raw)
-        return _Heading(_kind(glued["keyword"]), before=glued["before"]) if glued else None
+    if match is not None and _is_whole_heading(match):
+        content = match["content"] or ""
+        return _Heading(_kind(match["keyword"]), content, match.start("content") if content else 0)
+    glued = _GLUED_HEADING.fullmatch(raw)
+    if glued is not None and glued["keyword"][0].isupper():
+        return _Heading(_kind(glued["keyword"]), before=glued["before"])
+    return None
+
+
+def _is_whole_heading(match: re.Match[str]) -> bool:
+    """Whether a line shaped like a heading is one, not a sentence or an item about criteria."""
     qualifier = match["qualifier"].split()
     tail = match["tail"].strip()
-    if match["bullet"] and (qualifier or tail):
-        return None  # an item about criteria: "-  Exclusion criteria for all participants: ..."
+    if match["marker"] and (qualifier or tail):
+        return False  # "-  Exclusion criteria for all participants: ..." is an item
     if any(word.lower() in _SENTENCE_WORDS for word in qualifier):
-        return None
-    if tail and not _is_heading_tail(tail, has_noun=bool(match["noun"]), has_separator=bool(match["separator"])):
-        return None
-    content = match["content"] or ""
-    return _Heading(_kind(match["keyword"]), content, match.start("content") if content else 0)
+        return False
+    return not tail or _is_heading_tail(tail, has_noun=bool(match["noun"]), has_separator=bool(match["separator"]))
 
 
 def _kind(keyword: str) -> Kind:
@@ -271,7 +297,7 @@ def _is_heading_tail(tail: str, *, has_noun: bool, has_separator: bool) -> bool:
 
 def _is_page_heading(raw: str) -> bool:
     """Whether ``raw``, named in page_sections, is written as a heading: capitalised, no full stop."""
-    return raw.lstrip(" [")[:1].isupper() and not raw.rstrip().endswith(".")
+    return raw.lstrip(" [")[:1].isupper() and not raw.endswith(".")
 
 
 def _line(number: int, raw: str, indent_offset: int = 0) -> _Line:
@@ -281,7 +307,7 @@ def _line(number: int, raw: str, indent_offset: int = 0) -> _Line:
     if match["bullet"]:
         marker = "bullet"
     elif enumerator := match["enumerator"]:
-        marker = "number" if enumerator.strip("()")[:-1].isdigit() or enumerator.strip("()").isdigit() else "letter"
+        marker = "number" if enumerator.lstrip("(")[0].isdigit() else "letter"
     return _Line(number, len(match["indent"]) + indent_offset, marker, match["text"])
 
 
@@ -292,33 +318,30 @@ def _drafts(lines: list[_Line | None]) -> list[_Draft]:
     top: _Draft | None = None
     list_indent: int | None = None
     list_marker: Marker | None = None
-    previous: _Line | None = None
     blank_before = False
     for line in lines:
         if line is None:
             blank_before = True
             continue
-        if line.marker is not None:
-            reference = top.marker_indent if top is not None and top.marker_indent is not None else list_indent
-            is_sub = top is not None and reference is not None and (
-                line.indent >= reference + 2
-                or (line.marker == "letter" and list_marker != "letter" and line.indent >= reference - 1)
-            )
-            if is_sub and top is not None:
-                top.subs.append(_Draft(line.number, line.indent, [line.text]))
-            else:
-                top = _Draft(line.number, line.indent, [line.text])
-                drafts.append(top)
-                if list_indent is None:
-                    list_indent, list_marker = line.indent, line.marker
-        elif top is not None and previous is not None and _continues(top, line, previous, blank_before, paragraphs):
-            (top.subs[-1] if top.subs else top).parts.append(line.text)
+        if top is not None and line.marker is not None and _is_sub_item(line, top, list_indent, list_marker):
+            top.add_sub(line)
+        elif top is not None and line.marker is None and _continues(top, line, blank_before, paragraphs):
+            top.add_wrapped(line)
         else:
-            top = _Draft(line.number, None, [line.text])
+            top = _Draft.start(line)
             drafts.append(top)
-        previous = line
+            if list_indent is None and line.marker is not None:
+                list_indent, list_marker = line.indent, line.marker
         blank_before = False
     return drafts
+
+
+def _is_sub_item(line: _Line, top: _Draft, list_indent: int | None, list_marker: Marker | None) -> bool:
+    """Whether a marked ``line`` is a sub-item of ``top``: indented deeper, or lettered under a numbered list."""
+    reference = top.marker_indent if top.marker_indent is not None else list_indent
+    if reference is None:
+        return False  # the first list after a preamble is a list of items
+    return line.indent >= reference + 2 or (line.marker == "letter" and list_marker != "letter" and line.indent >= reference - 1)
 
 
 def _has_inner_blank(lines: list[_Line | None]) -> bool:
@@ -334,13 +357,13 @@ def _has_inner_blank(lines: list[_Line | None]) -> bool:
     return False
 
 
-def _continues(top: _Draft, line: _Line, previous: _Line, blank_before: bool, paragraphs: bool) -> bool:
+def _continues(top: _Draft, line: _Line, blank_before: bool, paragraphs: bool) -> bool:
     """Whether an unmarked ``line`` goes on the item ``top`` (or its last sub-item)."""
     if blank_before:
         return top.marker_indent is not None and line.indent > top.marker_indent
     if top.marker_indent is not None and line.indent >= top.marker_indent:
         return True
-    return paragraphs or _wraps(previous, line.text)
+    return paragraphs or _wraps(top.last, line.text)
 
 
 def _wraps(previous: _Line, text: str) -> bool:

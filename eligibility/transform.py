@@ -31,7 +31,7 @@ from .predicates import (
     Sex,
     TimeUnit,
 )
-from .units import UnitProblem, units
+from .units import UnitProblem, round_significant, significant_digits, units
 from .vocabulary import Variable, Vocabulary, vocabulary
 
 CriterionKind = Literal["inclusion", "exclusion"]
@@ -75,11 +75,6 @@ def _time_unit(text: str) -> TimeUnit:
     if word.startswith("mo"):
         return "month"
     return _TIME_UNITS[word[0]]
-
-
-def _clean(value: float) -> float:
-    """Drop float noise from unit conversion (100,000/mm3 is 100 x10^9/L, not 100.00000000000001)."""
-    return float(f"{value:.12g}")
 
 
 @v_args(inline=True)
@@ -127,8 +122,8 @@ class PredicateBuilder(Transformer[Token, PredicateNode]):
     def window(self, _within: Token, period: Period) -> Period:
         return period
 
-    def marker(self, token: Token) -> str:
-        return token.type
+    def marker(self, *tokens: Token) -> str:
+        return tokens[0].type
 
     # -- measured values ---------------------------------------------------------------
     def comparison(self, subject: Subject, op: Operator, quantity: Quantity, window: Period | None = None) -> PredicateNode:
@@ -141,6 +136,9 @@ class PredicateBuilder(Transformer[Token, PredicateNode]):
 
     def comparison_inverted(self, op: Operator, subject: Subject, quantity: Quantity) -> PredicateNode:
         return self._compare(subject, op, quantity, None)
+
+    def comparison_unnamed(self, op: Operator, quantity: Quantity) -> PredicateNode:
+        return self._compare(self._implied_age(quantity), op, quantity, None)
 
     def comparison_postfix(self, *parts: Subject | Quantity | Operator) -> PredicateNode:
         subject = parts[0] if isinstance(parts[0], Subject) else None
@@ -274,11 +272,14 @@ class PredicateBuilder(Transformer[Token, PredicateNode]):
         if variable.kind not in ("condition", "medication", "procedure"):
             raise CompileProblem(f"{variable.label} is a measurement: the criterion gives no threshold")
         timing = variable.timing or ("current" if variable.kind == "medication" else "ever")
-        current = marker == "CURRENT" or (marker is None and window is None and timing == "current")
+        # "active X within 6 months": the window decides, not whether X is active today
+        current = window is None and (marker == "CURRENT" or (marker is None and timing == "current"))
         return Presence(variable=variable.id, current=current, within=window)
 
     def _implied_age(self, quantity: Quantity) -> Subject:
-        if quantity.unit_type != "AGE_UNIT":
+        """A bare number of years ("over 18 years", "60+ years") is an age; nothing else is."""
+        is_years = quantity.unit_type == "TIME_UNIT" and _time_unit(quantity.unit or "d") == "year"
+        if quantity.unit_type != "AGE_UNIT" and not is_years:
             raise CompileProblem("no variable named for the threshold")
         return Subject((self.vocab["age"],), joined_by_and=False)
 
@@ -334,10 +335,13 @@ class PredicateBuilder(Transformer[Token, PredicateNode]):
         unit = variable.record_unit(quantity.unit)
         if unit is None:
             raise CompileProblem(f"no unit given for {variable.label} (expected {variable.unit})")
-        converted = units().convert(quantity.value, unit, variable.unit, variable.molar_mass)
-        if isinstance(converted, UnitProblem):
-            raise CompileProblem(f"{variable.label}: {converted}")
-        return _clean(converted), variable.unit
+        conversion = units().conversion(unit, variable.unit, variable.molar_mass)
+        if isinstance(conversion, UnitProblem):
+            raise CompileProblem(f"{variable.label}: {conversion}")
+        if conversion.factor == 1.0:
+            return quantity.value, variable.unit
+        # rounded as a record's value is (facts.py), so one quantity in two units compares equal
+        return round_significant(quantity.value * conversion.factor, significant_digits(quantity.value)), variable.unit
 
 
 def build_predicate(tree: Tree, context: CompileContext, vocab: Vocabulary | None = None) -> PredicateNode:

@@ -173,6 +173,31 @@ class UnitTable:
         return resolved
 
 
+MIN_SIGNIFICANT_DIGITS = 3
+
+
+def significant_digits(value: float) -> int:
+    """How many significant digits a recorded number shows (176.8 -> 4, 1.1 -> 2)."""
+    text = repr(float(value)).lower()
+    if "e" in text:
+        text = text.split("e")[0]
+    digits = text.replace("-", "").replace(".", "").lstrip("0")
+    if text.endswith(".0"):
+        digits = digits[:-1]
+    return max(len(digits.rstrip("0")) if "." not in text else len(digits), 1)
+
+
+def round_significant(value: float, digits: int) -> float:
+    """Round a converted value to the precision its recorded value had (at least 3 digits).
+
+    A conversion cannot add precision: 176.8 umol/L creatinine is 2.000 mg/dL, not 1.99996.
+    """
+    if value == 0 or not math.isfinite(value):
+        return value
+    digits = max(digits, MIN_SIGNIFICANT_DIGITS)
+    return round(value, digits - 1 - int(math.floor(math.log10(abs(value)))))
+
+
 @cache
 def units() -> UnitTable:
     """The process-wide unit table, loaded once."""

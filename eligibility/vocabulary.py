@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import VocabularyError
 from .resources import data_file
-from .units import units
+from .units import unit_key, units
 
 VariableKind = Literal["demographic", "lab", "score", "vital", "category", "condition", "medication", "procedure"]
 MEASURED_KINDS = frozenset({"lab", "score", "vital"})
@@ -81,7 +81,10 @@ class Variable(_Frozen):
         """How this variable reads a unit as written on a record ("%" for FVC is % predicted)."""
         if written is None or not written.strip():
             return "point" if self.kind == "score" else ("1" if self.unit == "1" else None)
-        return self.unit_aliases.get(written.strip(), written)
+        for alias, meaning in self.unit_aliases.items():
+            if unit_key(alias) == unit_key(written):
+                return meaning
+        return written
 
 
 class Vocabulary:
