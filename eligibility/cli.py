@@ -11,6 +11,7 @@ import datetime as dt
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from .errors import EligibilityError
 
@@ -22,8 +23,15 @@ def _date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-01-15") from None
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line usage error (argparse prints the whole usage first)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="eligibility", description="Screen patients against clinical-trial eligibility criteria.")
+    parser = _Parser(prog="eligibility", description="Screen patients against clinical-trial eligibility criteria.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     screen = commands.add_parser("screen", help="screen a patient record against a trial")

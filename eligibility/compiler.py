@@ -11,12 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CriteriaTextError, InputError, RuleFileError
-from .grammar import SyntaxProblem, parse_criterion
 from .items import split_items
 from .patient import parse_json_text
 from .predicates import All, AnyOf, Comparison, PredicateNode, Range, Sex
-from .transform import CompileContext, CompileProblem, CriterionKind, build_predicate
-from .trial import Criterion, Trial, load_rule_text, trial_from_rule_data
+from .trial import Criterion, CriterionKind, Trial, load_rule_text, trial_from_rule_data
 from .vocabulary import vocabulary
 
 MAX_TRIAL_BYTES = 5 * 1024 * 1024
@@ -28,11 +26,27 @@ _NCT_ID = re.compile(r"\bNCT\d{8}\b")
 _DEFINING_PARENTHESIS = re.compile(r"\(([^()]*\d[^()]*)\)\s*\.?\s*$")
 # A list marker left on an item ("3. Total IgG ...", "(2) ..."): not part of the criterion.
 _LEADING_MARKER = re.compile(r"^\s*(?:\(\d{1,2}\)|\d{1,2}[.)](?!\d))\s*")
+_RULE_FILE_KEY = re.compile(r"(trial|criteria|title|condition|source|healthy_volunteers)\s*:")
+
+
+def _is_rule_file(text: str) -> bool:
+    """A YAML rule file: comments, blank lines or "---" first, then a top-level key of a Trial."""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped and not stripped.startswith(("#", "---")):
+            return _RULE_FILE_KEY.match(line) is not None
+    return False
+
+
 _REGISTRY_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(year|month|week|day)s?\s*$", re.IGNORECASE)
 
 
 def compile_criterion(text: str, kind: CriterionKind, condition: str | None = None) -> tuple[PredicateNode | None, str | None]:
     """The predicate one criterion's text means, or None and a note on what stopped it."""
+    # lark is imported here, not at module level: screening a rule file never needs it
+    from .grammar import SyntaxProblem, parse_criterion
+    from .transform import CompileContext, CompileProblem, build_predicate
+
     context = CompileContext(kind, condition)
     text = _LEADING_MARKER.sub("", text, count=1)
     try:
@@ -178,7 +192,7 @@ def load_trial(path: str | Path, *, condition: str | None = None) -> Trial:
         if isinstance(data, dict) and "protocolSection" in data:
             return compile_registry_record(data, source)
         return trial_from_rule_data(data, source)
-    if re.match(r"(trial|criteria)\s*:", stripped):
+    if _is_rule_file(text):
         return load_rule_text(text, source)
     return compile_trial(text, condition=condition, source=source,
                          trial_id=None if _NCT_ID.search(text) else Path(path).stem)

@@ -205,7 +205,7 @@ class Planner:
                 evidence = {"name": "age", "value": age, "unit": unit, "date": screening.as_of.isoformat(),
                             "birth_date": facts.birth_date.isoformat(), "threshold": describe}
             elif facts.age is not None and unit == "year":
-                age = facts.age
+                age = int(facts.age)  # completed years, as from a birth date: 40.5 is 40
                 evidence = {"name": "age", "value": age, "unit": unit, "threshold": describe,
                             "assumption": "age as given in the record (no birth date)"}
             else:
@@ -259,6 +259,9 @@ class Planner:
             entries = facts.events.get(p.variable, [])
             present = [e for e in entries if e.present and (e.start is None or e.start <= screening.as_of)]
             if not present:
+                if any(e.present for e in entries):
+                    return Outcome(False, f"{label} only on record after {screening.as_of}",
+                                   [{"name": label, "present": False}])
                 if entries or screening.closed_world:
                     why = "recorded as absent" if entries else "not on record (closed world)"
                     return Outcome(False, f"{label}: {why}", [{"name": label, "present": False}])

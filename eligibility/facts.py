@@ -124,6 +124,7 @@ class FactsBuilder:
         conversion = units().conversion(unit, variable.unit or unit, variable.molar_mass)
         if isinstance(conversion, UnitProblem):
             return Measurement(observation.date, recorded, observation.unit, None, uln_multiple, None, str(conversion))
+        shown_unit = observation.unit or unit  # a score recorded without a unit is in points
         value = number * conversion.factor
         if conversion.factor != 1.0:
             value = round_significant(value, significant_digits(number))
@@ -131,7 +132,7 @@ class FactsBuilder:
         bounds = variable.plausible
         if bounds is not None and ((bounds.low is not None and value < bounds.low) or (bounds.high is not None and value > bounds.high)):
             problem = f"{number:g} {observation.unit or ''} is not a plausible {variable.label}".replace("  ", " ")
-        return Measurement(observation.date, recorded, observation.unit, None if problem else value,
+        return Measurement(observation.date, recorded, shown_unit, None if problem else value,
                            uln_multiple, assumed_uln if uln_multiple is None else None, problem, conversion.molar_mass)
 
     def _add_event(self, facts: Facts, entry: Condition | Medication | Procedure) -> None:
@@ -143,8 +144,10 @@ class FactsBuilder:
             event = Event(entry.present, entry.onset, entry.diagnosed, entry.end)
         elif isinstance(entry, Medication):
             event = Event(entry.present, entry.start, None, entry.end)
-        else:
-            event = Event(entry.present, entry.date, None, entry.date)
+        elif variable.timing == "current":  # an ongoing therapy: in use until its end
+            event = Event(entry.present, entry.date, None, entry.end)
+        else:  # a one-off procedure happened on its date
+            event = Event(entry.present, entry.date, None, entry.end or entry.date)
         facts.events.setdefault(variable.id, []).append(event)
 
 

@@ -263,7 +263,7 @@ def _heading(raw: str) -> _Heading | None:
     if match is not None and _is_whole_heading(match):
         content = match["content"] or ""
         return _Heading(_kind(match["keyword"]), content, match.start("content") if content else 0)
-    glued = _GLUED_HEADING.fullmatch(raw)
+    glued = _GLUED_HEADING.fullmatch(raw) if raw.endswith(":") else None
     if glued is not None and glued["keyword"][0].isupper():
         return _Heading(_kind(glued["keyword"]), before=glued["before"])
     return None

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictFloat, StrictInt, ValidationError, model_validator
 
 from .errors import PatientRecordError
 
@@ -37,7 +37,7 @@ class Observation(_Entry):
     """A measurement, score or categorical finding."""
 
     name: str = Field(min_length=1)
-    value: float | str
+    value: StrictInt | StrictFloat | str  # strict: JSON true/false is not a number
     unit: str | None = None
     date: dt.date | None = None
     reference_range: ReferenceRange | None = None
@@ -62,9 +62,12 @@ class Medication(_Entry):
 
 
 class Procedure(_Entry):
+    """A procedure on ``date``; an ongoing one (ventilation, dialysis) may carry an ``end``."""
+
     name: str = Field(min_length=1)
     present: bool = True
     date: dt.date | None = None
+    end: dt.date | None = None
     code: Code | None = None
 
 
@@ -102,18 +105,36 @@ def json_path(location: tuple[int | str, ...]) -> str:
     return path
 
 
-def validation_error(error: ValidationError, source: str, error_type: type[PatientRecordError] = PatientRecordError) -> PatientRecordError:
-    """The first problem of a pydantic error, as our error with its JSON path."""
-    first = error.errors()[0]
-    location = tuple(p for p in first["loc"] if not (isinstance(p, str) and p in _UNION_TAGS))
-    message = first["msg"].removeprefix("Value error, ")
-    more = len(error.errors()) - 1
+def validation_error(error: ValidationError, source: str, error_type: type[PatientRecordError] = PatientRecordError,
+                     data: Any = None) -> PatientRecordError:
+    """The first problem of a pydantic error, as our error with its JSON path into ``data``."""
+    located = [(_input_location(data, e["loc"], missing=e["type"] == "missing"), e["msg"].removeprefix("Value error, "))
+               for e in error.errors()]
+    location = located[0][0]
+    # every member of a union fails at one place: one problem, "a valid integer or a valid string"
+    messages = list(dict.fromkeys(msg for where, msg in located if where == location))
+    message = messages[0] + "".join(" or " + msg.removeprefix("Input should be ") for msg in messages[1:])
+    more = len({where for where, _ in located}) - 1
     if more:
         message += f" (and {more} more problem{'s' if more > 1 else ''})"
     return error_type(message, source=source, path=json_path(location))
 
 
-_UNION_TAGS = {"float", "str", "date", "function-after[_needs_age(), Patient]"}
+def _input_location(data: Any, location: tuple[int | str, ...], missing: bool) -> tuple[int | str, ...]:
+    """The part of pydantic's error location found in the input.
+
+    pydantic also names the union member or tag that failed ("float", "comparison"): those are
+    not in the record, so they are left out; a missing field is kept as the last step.
+    """
+    kept: list[int | str] = []
+    node = data
+    for index, part in enumerate(location):
+        if (isinstance(node, dict) and part in node) or (isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)):
+            node = node[part]
+            kept.append(part)
+        elif missing and index == len(location) - 1:
+            kept.append(part)
+    return tuple(kept)
 
 
 def parse_json_text(raw: bytes | str, source: str, error_type: type[PatientRecordError] = PatientRecordError) -> Any:
@@ -139,7 +160,7 @@ def patient_from_data(data: Any, source: str = "<patient>") -> Patient:
     try:
         return Patient.model_validate(data)
     except ValidationError as error:
-        raise validation_error(error, source) from None
+        raise validation_error(error, source, data=data) from None
 
 
 def load_patient(path: str | Path) -> Patient:

@@ -79,7 +79,7 @@ def trial_from_rule_data(data: object, source: str = "<rule file>") -> Trial:
     try:
         return Trial.model_validate(data)
     except ValidationError as error:
-        raise validation_error(error, source, RuleFileError) from None
+        raise validation_error(error, source, RuleFileError, data) from None
 
 
 def load_rule_text(text: str, source: str) -> Trial:

@@ -1,0 +1,145 @@
+"""The vocabulary (rules/vocabulary.yaml, eligibility/vocabulary.py): consistent data, name and code lookup."""
+
+from __future__ import annotations
+
+import collections
+
+import pytest
+import yaml
+
+from eligibility.errors import VocabularyError
+from eligibility.resources import data_file
+from eligibility.units import UnitProblem, units
+from eligibility.vocabulary import EVENT_KINDS, MEASURED_KINDS, Variable, Vocabulary, name_key, vocabulary
+
+RAW = yaml.safe_load(data_file("rules", "vocabulary.yaml").read_text(encoding="utf-8"))["variables"]
+VOCAB = vocabulary()
+VARIABLES = list(VOCAB.variables.values())
+CODE_SYSTEMS = {"loinc", "snomed", "icd10", "rxnorm"}
+
+
+def test_loads_every_variable_in_the_file() -> None:
+    assert len(VOCAB.variables) == len(RAW) > 100
+    assert {"creatinine", "alsfrs_r", "fvc", "el_escorial_category", "als", "riluzole", "gastrostomy", "age"} <= set(VOCAB.variables)
+
+
+def test_no_name_belongs_to_two_variables() -> None:
+    owners: dict[str, set[str]] = collections.defaultdict(set)
+    for variable_id, fields in RAW.items():
+        for name in (variable_id.replace("_", " "), fields["label"], *fields.get("synonyms", ())):
+            owners[name_key(name)].add(variable_id)
+    shared = {name: sorted(ids) for name, ids in owners.items() if len(ids) > 1}
+    assert shared == {}
+
+
+def test_a_shared_name_is_refused_when_loading() -> None:
+    first = Variable(id="a", label="alpha", kind="condition", synonyms=("shared name",))
+    second = Variable(id="b", label="beta", kind="condition", synonyms=("Shared  Name",))
+    with pytest.raises(VocabularyError, match="names both a and b"):
+        Vocabulary([first, second])
+
+
+@pytest.mark.parametrize("variable", [v for v in VARIABLES if v.unit is not None], ids=lambda v: v.id)
+def test_every_canonical_unit_is_known(variable: Variable) -> None:
+    assert units().is_known(variable.unit or "")
+
+
+@pytest.mark.parametrize("variable", [v for v in VARIABLES if v.kind in MEASURED_KINDS], ids=lambda v: v.id)
+def test_every_measured_variable_has_a_unit(variable: Variable) -> None:
+    assert variable.unit is not None
+
+
+@pytest.mark.parametrize("variable", [v for v in VARIABLES if v.unit_aliases], ids=lambda v: v.id)
+def test_unit_aliases_lead_to_the_canonical_unit(variable: Variable) -> None:
+    for written, meaning in variable.unit_aliases.items():
+        conversion = units().conversion(meaning, variable.unit or "", variable.molar_mass)
+        assert not isinstance(conversion, UnitProblem), f"{written} -> {meaning}: {conversion}"
+
+
+@pytest.mark.parametrize("variable", [v for v in VARIABLES if v.codes], ids=lambda v: v.id)
+def test_codes_have_a_system_and_a_code(variable: Variable) -> None:
+    for code in variable.codes:
+        assert code.system in CODE_SYSTEMS, code
+        assert code.code.strip() == code.code and code.code, code
+
+
+def test_no_code_belongs_to_two_variables() -> None:
+    owners: dict[tuple[str, str], set[str]] = collections.defaultdict(set)
+    for variable in VARIABLES:
+        for code in variable.codes:
+            owners[(code.system, code.code.casefold())].add(variable.id)
+    assert {code: ids for code, ids in owners.items() if len(ids) > 1} == {}
+
+
+@pytest.mark.parametrize("variable", [v for v in VARIABLES if v.molar_mass is not None], ids=lambda v: v.id)
+def test_a_molar_mass_names_its_source(variable: Variable) -> None:
+    assert variable.molar_mass_source
+
+
+@pytest.mark.parametrize("variable", [v for v in VARIABLES if v.reference_range is not None], ids=lambda v: v.id)
+def test_reference_ranges_are_ranges_inside_the_plausible_bounds(variable: Variable) -> None:
+    reference, plausible = variable.reference_range, variable.plausible
+    assert reference is not None and reference.source
+    if reference.low is not None and reference.high is not None:
+        assert reference.low <= reference.high
+    if plausible is not None:
+        for value in (reference.low, reference.high):
+            if value is not None:
+                assert (plausible.low is None or plausible.low <= value) and (plausible.high is None or value <= plausible.high)
+
+
+def test_category_values_are_distinct_within_a_scale() -> None:
+    for variable in (v for v in VARIABLES if v.values):
+        keys = [name_key(name) for value in variable.values for name in (value.value, *value.synonyms)]
+        assert len(keys) == len(set(keys)), variable.id
+
+
+def test_only_conditions_apply_to_one_sex() -> None:
+    assert all(v.kind == "condition" for v in VARIABLES if v.applies_to is not None)
+    assert VOCAB["pregnancy"].applies_to == "female"
+
+
+def test_kinds_split_into_measured_and_events() -> None:
+    assert MEASURED_KINDS.isdisjoint(EVENT_KINDS)
+    assert all(not v.is_measured for v in VARIABLES if v.kind in EVENT_KINDS)
+
+
+# --- lookup ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["creatinine", "serum creatinine", "SCr", "  Serum   Creatinine ", "SERUM CREATININE"])
+def test_names_match_case_insensitively_through_synonyms(name: str) -> None:
+    found = VOCAB.by_name(name)
+    assert found is not None and found.id == "creatinine"
+
+
+def test_an_unknown_name_matches_nothing() -> None:
+    assert VOCAB.by_name("creatinine kinase isoenzyme zeta") is None
+
+
+@pytest.mark.parametrize("system", ["loinc", "LOINC", "http://loinc.org"])
+def test_codes_match_by_system_alias(system: str) -> None:
+    found = VOCAB.by_code(system, "2160-0")
+    assert found is not None and found.id == "creatinine"
+
+
+def test_icd10_code_by_fhir_uri() -> None:
+    found = VOCAB.by_code("http://hl7.org/fhir/sid/icd-10-cm", "G12.21")
+    assert found is not None and found.id == "als"
+
+
+@pytest.mark.parametrize(("written", "value"), [("definite", "clinically definite"), ("Clinically Probable", "clinically probable"),
+                                                ("probable ALS-lab supported", "clinically probable laboratory-supported")])
+def test_category_synonyms(written: str, value: str) -> None:
+    assert VOCAB.category_value("el_escorial_category", written) == value
+
+
+def test_fvc_reads_a_bare_percent_as_percent_predicted() -> None:
+    assert VOCAB["fvc"].record_unit("%") == "% predicted"
+    assert VOCAB["fvc"].record_unit("% of expected") == "% predicted"
+    assert VOCAB["fvc"].record_unit("L") == "L"
+
+
+def test_a_score_without_a_unit_is_in_points() -> None:
+    assert VOCAB["alsfrs_r"].record_unit(None) == "point"
+    assert VOCAB["creatinine"].record_unit(None) is None
