@@ -57,27 +57,27 @@ def lab(name: str, value: float, unit: str) -> dict[str, Any]:
 
 # --- one quantity, any unit ---------------------------------------------------------------------
 
-# A value on a coarse grid of the canonical unit (what labs report), and the same quantity
-# derived exactly in another unit; thresholds on a grid that meets the values, so the boundary
-# itself (value == threshold) is exercised.
+# A value on a coarse grid of the canonical unit (what labs report), the same quantity derived
+# exactly in another unit, and a threshold on the same grid at or next to the value, so that the
+# boundary itself (value == threshold) is where the property is tested.
 UMOL_PER_MG_DL = 1 / units().conversion("umol/L", "mg/dL", VOCAB["creatinine"].molar_mass).factor  # type: ignore[union-attr]
 
 
-@given(hundredths=st.integers(5, 999), threshold=st.integers(1, 100), op=st.sampled_from(OPS), kind=st.sampled_from(["inclusion", "exclusion"]))
-def test_creatinine_in_mg_per_dl_or_umol_per_l_gives_one_verdict(hundredths: int, threshold: int, op: str, kind: str) -> None:
+@given(hundredths=st.integers(5, 999), offset=st.integers(-2, 2), op=st.sampled_from(OPS), kind=st.sampled_from(["inclusion", "exclusion"]))
+def test_creatinine_in_mg_per_dl_or_umol_per_l_gives_one_verdict(hundredths: int, offset: int, op: str, kind: str) -> None:
     """Creatinine x mg/dL and the same x in µmol/L (x * 88.40) get the same verdict against any threshold."""
     mg_dl = hundredths / 100
-    predicate = Comparison(variable="creatinine", op=op, value=threshold / 10, unit="mg/dL")  # type: ignore[arg-type]
+    predicate = Comparison(variable="creatinine", op=op, value=(hundredths + offset) / 100, unit="mg/dL")  # type: ignore[arg-type]
     assert verdict_of(predicate, lab("creatinine", mg_dl, "mg/dL"), kind) == \
         verdict_of(predicate, lab("creatinine", mg_dl * UMOL_PER_MG_DL, "µmol/L"), kind)
 
 
-@given(count=st.integers(1, 2000), threshold=st.integers(1, 40), op=st.sampled_from(OPS),
+@given(count=st.integers(1, 2000), offset=st.integers(-2, 2), op=st.sampled_from(OPS),
        unit=st.sampled_from([("/mm3", 1000), ("/µL", 1000), ("10^3/µL", 1), ("K/uL", 1), ("x10^9/L", 1), ("10*9/L", 1)]))
-def test_platelets_in_any_count_unit_give_one_verdict(count: int, threshold: int, op: str, unit: tuple[str, int]) -> None:
+def test_platelets_in_any_count_unit_give_one_verdict(count: int, offset: int, op: str, unit: tuple[str, int]) -> None:
     """Platelets x 10^9/L and the same count per mm3, per µL or 10^3/µL get the same verdict."""
     written, per_canonical = unit
-    predicate = Comparison(variable="platelets", op=op, value=threshold * 25, unit="10^9/L")  # type: ignore[arg-type]
+    predicate = Comparison(variable="platelets", op=op, value=count + offset, unit="10^9/L")  # type: ignore[arg-type]
     assert verdict_of(predicate, lab("platelets", count, "10^9/L")) == verdict_of(predicate, lab("PLT", count * per_canonical, written))
 
 
