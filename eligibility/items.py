@@ -12,7 +12,7 @@ the report's ``I<n>``/``E<n>`` ids count the trial's own items.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import yaml
@@ -100,28 +100,23 @@ _KEYWORD_HINT = re.compile(
     "|".join(sorted({max(re.findall(r"[a-z]+", w.lower()), key=len)[:5] for w in _HEADING_WORDS["inclusion"] + _HEADING_WORDS["exclusion"]})),
     re.IGNORECASE,
 )
-_HEADING = re.compile(
-    rf"""\s*
-    (?P<marker>(?:[{_BULLETS}]|\(?(?:{_ENUMERATOR})[.)])\s*)?    # "-  INCLUSION CRITERIA:" (old registry text block)
-    [\[(]?\s*
+# The start of a heading, after any list marker ("-  INCLUSION CRITERIA:" in the old registry text
+# block); what follows the keyword (tail, colon, content) is read in _whole_heading.
+_HEADING_START = re.compile(
+    rf"""(?:(?P<open>[\[(])\s*)?
     (?P<qualifier>(?:[^\s:\[\]()]+\s+){{0,{_HEADING_WORDS["max_qualifier_words"]}}}?)
     (?P<keyword>{_KEYWORDS})\b
-    (?:\s*(?P<noun>{_NOUNS})\b)?
-    (?P<tail>[^:\]]*?)
-    \s*[\])]?\s*
-    (?:(?P<separator>:|--|—)\s*(?P<content>.*?))?
-    \s*""",
+    (?:\s*(?P<noun>{_NOUNS})\b)?""",
     re.IGNORECASE | re.VERBOSE,
 )
+_HEADING_SEPARATOR = re.compile(r":|--|—")
 # A capitalised heading at the end of an item's line: "-  Signed informed consent Exclusion criteria:".
-_GLUED_HEADING = re.compile(rf"(?P<before>.*\S)\s+(?P<keyword>{_KEYWORDS})\s+(?:{_NOUNS})\s*:", re.IGNORECASE)
+_GLUED_HEADING = re.compile(rf"\s(?P<keyword>{_KEYWORDS})\s+(?:{_NOUNS})\s*:\Z", re.IGNORECASE)
 
 _MARKER = re.compile(
     rf"""(?P<indent>\s*)
-    (?P<bullet>[{_BULLETS_TOUCHING_TEXT}](?=[^\W\d_])|[{_BULLETS}](?=\s|$))?
-    \s*
-    (?P<enumerator>(?:{_ENUMERATOR})[.)](?=\s+\S)|\((?:{_ENUMERATOR})\)(?=\s+\S)|\d{{1,3}}[.)](?=[^\W\d_]))?
-    \s*
+    (?:(?P<bullet>[{_BULLETS_TOUCHING_TEXT}](?=[^\W\d_])|[{_BULLETS}](?=\s|$))\s*)?
+    (?:(?P<enumerator>(?:{_ENUMERATOR})[.)](?=\s+\S)|\((?:{_ENUMERATOR})\)(?=\s+\S)|\d{{1,3}}[.)](?=[^\W\d_]))\s*)?
     (?P<text>.*)""",
     re.VERBOSE,
 )
@@ -130,21 +125,20 @@ _MARKDOWN_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
 
 
 @dataclass(slots=True)
-class _Heading:
-    kind: Kind
-    content: str = ""
-    """Text after the heading's colon on the same line: the start of a first item."""
-    content_indent: int = 0
-    before: str = ""
-    """Item text written before a heading on the same line ("Signed consent Exclusion criteria:")."""
-
-
-@dataclass(slots=True)
 class _Line:
     number: int
     indent: int
     marker: Marker | None
     text: str
+
+
+@dataclass(slots=True)
+class _Heading:
+    kind: Kind
+    content: _Line | None = None
+    """Text after the heading's colon on the same line: the start of a first item."""
+    before: _Line | None = None
+    """An item written before the heading on the same line ("-  Signed consent Exclusion criteria:")."""
 
 
 @dataclass(slots=True)
@@ -224,13 +218,14 @@ def _sections(lines: list[str], source: str) -> list[_Section]:
                 preamble_origin = "page"
             body = None
             continue
-        heading = _heading(raw)
+        line = _line(number, raw)
+        heading = _heading(line)
         if heading is None:
             if body is not None:
-                body.append(_line(number, raw))
+                body.append(line)
             continue
         if heading.before and body is not None:
-            body.append(_line(number, heading.before))
+            body.append(heading.before)
         if preamble is not None:
             if _keep_preamble(preamble, preamble_origin, heading.kind):
                 sections.append(_Section("inclusion", preamble))
@@ -238,7 +233,7 @@ def _sections(lines: list[str], source: str) -> list[_Section]:
         sections.append(_Section(heading.kind))
         body = sections[-1].lines
         if heading.content:
-            body.append(_line(number, heading.content, heading.content_indent))
+            body.append(heading.content)
     if preamble is not None:
         raise CriteriaTextError(
             "expected an 'Inclusion Criteria' or 'Exclusion Criteria' heading (any case, with or"
@@ -255,29 +250,36 @@ def _keep_preamble(preamble: list[_Line | None], origin: Literal["combined", "pa
     return first_kind == "exclusion" or sum(line is not None for line in preamble) <= _PREAMBLE_MAX_LINES
 
 
-def _heading(raw: str) -> _Heading | None:
-    """The inclusion or exclusion heading ``raw`` is or ends with, if any."""
-    if not _KEYWORD_HINT.search(raw):
+def _heading(line: _Line) -> _Heading | None:
+    """The inclusion or exclusion heading ``line`` is or ends with, if any."""
+    if not _KEYWORD_HINT.search(line.text):
         return None
-    match = _HEADING.fullmatch(raw)
-    if match is not None and _is_whole_heading(match):
-        content = match["content"] or ""
-        return _Heading(_kind(match["keyword"]), content, match.start("content") if content else 0)
-    glued = _GLUED_HEADING.fullmatch(raw) if raw.endswith(":") else None
-    if glued is not None and glued["keyword"][0].isupper():
-        return _Heading(_kind(glued["keyword"]), before=glued["before"])
-    return None
+    match = _HEADING_START.match(line.text)
+    if match is not None and (heading := _whole_heading(match, line)) is not None:
+        return heading
+    glued = _GLUED_HEADING.search(line.text) if line.text.endswith(":") else None
+    if glued is None or not glued["keyword"][0].isupper():
+        return None
+    return _Heading(_kind(glued["keyword"]), before=replace(line, text=line.text[: glued.start()].rstrip()))
 
 
-def _is_whole_heading(match: re.Match[str]) -> bool:
-    """Whether a line shaped like a heading is one, not a sentence or an item about criteria."""
+def _whole_heading(match: re.Match[str], line: _Line) -> _Heading | None:
+    """The heading a line starting like one is, unless it reads as a sentence or an item about criteria."""
+    rest = line.text[match.end() :]
+    separator = _HEADING_SEPARATOR.search(rest)
+    tail = (rest[: separator.start()] if separator else rest).strip()
+    if match["open"]:
+        tail = tail.removesuffix("]" if match["open"] == "[" else ")").rstrip()
     qualifier = match["qualifier"].split()
-    tail = match["tail"].strip()
-    if match["marker"] and (qualifier or tail):
-        return False  # "-  Exclusion criteria for all participants: ..." is an item
+    if line.marker and (qualifier or tail):
+        return None  # "-  Exclusion criteria for all participants: ..." is an item
     if any(word.lower() in _SENTENCE_WORDS for word in qualifier):
-        return False
-    return not tail or _is_heading_tail(tail, has_noun=bool(match["noun"]), has_separator=bool(match["separator"]))
+        return None
+    if tail and not _is_heading_tail(tail, has_noun=bool(match["noun"]), has_separator=bool(separator)):
+        return None
+    content = rest[separator.end() :].strip() if separator else ""
+    content_line = _line(line.number, " " * (line.indent + len(line.text) - len(content)) + content) if content else None
+    return _Heading(_kind(match["keyword"]), content=content_line)
 
 
 def _kind(keyword: str) -> Kind:
@@ -285,14 +287,18 @@ def _kind(keyword: str) -> Kind:
 
 
 def _is_heading_tail(tail: str, *, has_noun: bool, has_separator: bool) -> bool:
-    """Whether ``tail`` (the text after "Inclusion criteria") still names a group, not a sentence."""
+    """Whether ``tail``, the text after "Inclusion criteria", still names a group, not a sentence.
+
+    "(PTA group)", "for controls", "- cohort A", or up to three words before a colon ("are:").
+    """
     if len(tail) > _MAX_TAIL_CHARACTERS or ". " in tail or ";" in tail:
         return False
     if tail.startswith("("):
         return True
     if not has_noun:
         return False
-    return has_separator or tail[0] in "-–" or tail.split(None, 1)[0].lower() in _TAIL_WORDS
+    words = tail.split()
+    return tail[0] in "-–" or words[0].lower() in _TAIL_WORDS or (has_separator and len(words) <= 3)
 
 
 def _is_page_heading(raw: str) -> bool:
@@ -300,7 +306,7 @@ def _is_page_heading(raw: str) -> bool:
     return raw.lstrip(" [")[:1].isupper() and not raw.endswith(".")
 
 
-def _line(number: int, raw: str, indent_offset: int = 0) -> _Line:
+def _line(number: int, raw: str) -> _Line:
     match = _MARKER.fullmatch(raw)
     assert match is not None  # every part of the pattern is optional
     marker: Marker | None = None
@@ -308,7 +314,7 @@ def _line(number: int, raw: str, indent_offset: int = 0) -> _Line:
         marker = "bullet"
     elif enumerator := match["enumerator"]:
         marker = "number" if enumerator.lstrip("(")[0].isdigit() else "letter"
-    return _Line(number, len(match["indent"]) + indent_offset, marker, match["text"])
+    return _Line(number, len(match["indent"]), marker, match["text"])
 
 
 def _drafts(lines: list[_Line | None]) -> list[_Draft]:

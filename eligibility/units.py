@@ -174,6 +174,9 @@ class UnitTable:
 
 
 MIN_SIGNIFICANT_DIGITS = 3
+MAX_SIGNIFICANT_DIGITS = 12  # beyond this a float's digits are conversion noise, not precision
+MAX_SIGNIFICANT_DIGITS = 12
+"""Digits past this are float noise of the conversion itself (0.22 mg/dL read back from umol/L)."""
 
 
 def significant_digits(value: float) -> int:
@@ -188,13 +191,13 @@ def significant_digits(value: float) -> int:
 
 
 def round_significant(value: float, digits: int) -> float:
-    """Round a converted value to the precision its recorded value had (at least 3 digits).
+    """Round a converted value to the precision its recorded value had (3 to 12 digits).
 
     A conversion cannot add precision: 176.8 umol/L creatinine is 2.000 mg/dL, not 1.99996.
     """
     if value == 0 or not math.isfinite(value):
         return value
-    digits = max(digits, MIN_SIGNIFICANT_DIGITS)
+    digits = min(max(digits, MIN_SIGNIFICANT_DIGITS), MAX_SIGNIFICANT_DIGITS)
     return round(value, digits - 1 - int(math.floor(math.log10(abs(value)))))
 
 

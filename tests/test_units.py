@@ -155,6 +155,7 @@ def test_significant_digits(value: float, digits: int) -> None:
     assert significant_digits(value) == digits
 
 
-@pytest.mark.parametrize(("value", "digits", "rounded"), [(1.9999616, 4, 2.0), (1.9999616, 1, 2.0), (0.4977, 2, 0.498), (126.112, 1, 126.0)])
-def test_round_significant_keeps_at_least_three_digits(value: float, digits: int, rounded: float) -> None:
+@pytest.mark.parametrize(("value", "digits", "rounded"), [(1.9999616, 4, 2.0), (1.9999616, 1, 2.0), (0.4977, 2, 0.498), (126.112, 1, 126.0),
+                                                         (0.22000000000000003, 17, 0.22), (1.5000000000000002, 16, 1.5)])
+def test_round_significant_keeps_three_to_twelve_digits(value: float, digits: int, rounded: float) -> None:
     assert round_significant(value, digits) == rounded
