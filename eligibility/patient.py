@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictFloat, StrictInt, ValidationError, model_validator
 
-from .errors import PatientRecordError
+from .errors import InputError, PatientRecordError
 
 MAX_RECORD_BYTES = 20 * 1024 * 1024
 """A patient record larger than this is refused (real records are kilobytes)."""
@@ -105,8 +105,8 @@ def json_path(location: tuple[int | str, ...]) -> str:
     return path
 
 
-def validation_error(error: ValidationError, source: str, error_type: type[PatientRecordError] = PatientRecordError,
-                     data: Any = None) -> PatientRecordError:
+def validation_error(error: ValidationError, source: str, error_type: type[InputError] = PatientRecordError,
+                     data: Any = None) -> InputError:
     """The first problem of a pydantic error, as our error with its JSON path into ``data``."""
     located = [(_input_location(data, e["loc"], missing=e["type"] == "missing"), e["msg"].removeprefix("Value error, "))
                for e in error.errors()]
@@ -129,15 +129,17 @@ def _input_location(data: Any, location: tuple[int | str, ...], missing: bool) -
     kept: list[int | str] = []
     node = data
     for index, part in enumerate(location):
-        if (isinstance(node, dict) and part in node) or (isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)):
+        if isinstance(node, dict) and part in node:
             node = node[part]
-            kept.append(part)
-        elif missing and index == len(location) - 1:
-            kept.append(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        elif not (missing and index == len(location) - 1):
+            continue
+        kept.append(part)
     return tuple(kept)
 
 
-def parse_json_text(raw: bytes | str, source: str, error_type: type[PatientRecordError] = PatientRecordError) -> Any:
+def parse_json_text(raw: bytes | str, source: str, error_type: type[InputError] = PatientRecordError) -> Any:
     """Decode JSON text, reporting line and column of a syntax error."""
     if isinstance(raw, bytes):
         try:

@@ -70,7 +70,19 @@ class Trial(BaseModel):
         data = self.model_dump(mode="json", exclude_none=True)
         if fmt == "json":
             return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
+        return yaml.dump(data, Dumper=_RuleFileDumper, sort_keys=False, allow_unicode=True, width=100)
+
+
+class _RuleFileDumper(yaml.SafeDumper):  # type: ignore[misc, unused-ignore]  # (yaml without stubs is Any)
+    """PyYAML writes U+0085 (NEL, a mis-decoded "..." in scraped text) raw inside single quotes
+    and reads it back as a line break; a string holding it is double-quoted, where it is escaped."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style='"' if "\x85" in value else None)
+
+
+_RuleFileDumper.add_representer(str, _represent_str)
 
 
 def trial_from_rule_data(data: object, source: str = "<rule file>") -> Trial:
