@@ -155,26 +155,24 @@ def test_usage_errors(args: tuple[str, ...]) -> None:
 # --- compile ---------------------------------------------------------------------------------------
 
 
-def test_compile_json_to_stdout(files: dict[str, Path]) -> None:
-    result = run("compile", files["trial.txt"], "--format", "json")
+@pytest.mark.parametrize("fmt", ["json", "yaml"])
+def test_compile_to_a_file(files: dict[str, Path], tmp_path: Path, fmt: str) -> None:
+    output = tmp_path / f"rules.{fmt}"
+    result = run("compile", files["trial.txt"], "--format", fmt, "-o", output)
     assert result.returncode == 0, result.stderr
-    data = json.loads(result.stdout)
+    assert result.stdout == ""
+    assert "3/4 criteria compiled" in result.stderr and "E2: not compiled" in result.stderr
+    text = output.read_text(encoding="utf-8")
+    data = json.loads(text) if fmt == "json" else yaml.safe_load(text)
     assert [c["id"] for c in data["criteria"]] == ["I1", "I2", "E1", "E2"]
     assert [c["compiled"] for c in data["criteria"]] == [True, True, True, False]
     assert all("text" in c for c in data["criteria"])
     assert "predicate" not in data["criteria"][3] and data["criteria"][3]["note"]
-    assert "3/4 criteria compiled" in result.stderr and "E2: not compiled" in result.stderr
-
-
-def test_compile_yaml_to_a_file_then_screen_it(files: dict[str, Path], text_report: dict[str, Any], tmp_path: Path) -> None:
-    output = tmp_path / "rules.yaml"
-    result = run("compile", files["trial.txt"], "--format", "yaml", "-o", output)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == ""
-    data = yaml.safe_load(output.read_text(encoding="utf-8"))
-    assert [c["id"] for c in data["criteria"]] == ["I1", "I2", "E1", "E2"]
     assert load_trial(output) == load_trial(files["trial.txt"])
-    screened = json.loads(run("screen", output, files["patient.json"], "--format", "json", "--as-of", "2026-01-15").stdout)
+
+
+def test_screening_the_compiled_file_gives_the_same_report(files: dict[str, Path], text_report: dict[str, Any]) -> None:
+    screened = json.loads(run("screen", files["rules.json"], files["patient.json"], "--format", "json", "--as-of", "2026-01-15").stdout)
     assert screened["criteria"] == text_report["criteria"] and screened["overall"] == text_report["overall"]
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from eligibility import PredicateAdapter, compile_criterion
+from eligibility import Comparison, PredicateAdapter, compile_criterion
 from eligibility.grammar import MAX_CRITERION_LENGTH, SyntaxProblem, parse_criterion
 from eligibility.vocabulary import vocabulary
 
@@ -77,9 +77,11 @@ def test_the_same_text_means_the_same_thing_in_any_case() -> None:
 
 
 def test_a_word_inside_a_longer_word_is_not_a_keyword() -> None:
-    # "over" in "overall" must not become >
-    predicate, _ = compile_criterion("overall ALSFRS-R 30", "inclusion")
-    assert predicate is None
+    # "over" is >, "overall" is not; "pt" (prothrombin time) is not inside "aPTT" or "patients"
+    assert compile_criterion("ALSFRS-R over 30", "inclusion")[0] == Comparison(variable="alsfrs_r", op="gt", value=30, unit="point")
+    assert compile_criterion("ALSFRS-R overall 30", "inclusion")[0] is None
+    predicate, _ = compile_criterion("patients with aPTT > 1.5 x ULN", "exclusion")
+    assert predicate == Comparison(variable="aptt", op="gt", value=1.5, unit="x ULN")
 
 
 def test_a_syntax_problem_names_the_word_not_understood() -> None:

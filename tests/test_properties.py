@@ -107,6 +107,8 @@ def test_an_empty_record_never_passes_a_compiled_seed_criterion(predicate: Predi
     if not decided_by_demographics(predicate, sex):
         assert found.verdict == "unknown", found.reason
         assert found.missing
+    elif "birth_date" in born:
+        assert found.verdict != "unknown", found.reason
 
 
 # --- strategies for predicate trees --------------------------------------------------------------
