@@ -10,6 +10,9 @@ as a strict expected failure so that fixing it is noticed).
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -103,3 +106,20 @@ def test_an_unknown_trial_condition_leaves_the_disease_unresolved() -> None:
 def test_a_leading_list_marker_is_not_part_of_the_criterion() -> None:
     assert compile_criterion("3. serum creatinine < 2.0 mg/dL", "inclusion") == \
         compile_criterion("serum creatinine < 2.0 mg/dL", "inclusion")
+
+
+@pytest.mark.xfail(strict=True, reason="grammar.py builds the VARIABLE trie from set(phrases): branch order follows the string "
+                                       "hash, and the first-match alternation stops at 'alsfrs-r' before 'alsfrs-r total' "
+                                       "under some PYTHONHASHSEED values (1 and 4 here)")
+def test_compiling_does_not_depend_on_the_hash_seed() -> None:
+    code = ("import eligibility\n"
+            "for text in ('ALSFRS-R total score >= 30', 'ALSFRS-R respiratory insufficiency >= 3'):\n"
+            "    print(eligibility.compile_criterion(text, 'inclusion'))\n")
+    outputs = set()
+    for seed in ("0", "1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+        assert result.returncode == 0, result.stderr
+        outputs.add(result.stdout)
+    assert len(outputs) == 1, outputs
+
