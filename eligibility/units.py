@@ -174,7 +174,6 @@ class UnitTable:
 
 
 MIN_SIGNIFICANT_DIGITS = 3
-MAX_SIGNIFICANT_DIGITS = 12  # beyond this a float's digits are conversion noise, not precision
 MAX_SIGNIFICANT_DIGITS = 12
 """Digits past this are float noise of the conversion itself (0.22 mg/dL read back from umol/L)."""
 
