@@ -38,6 +38,8 @@ def _is_rule_file(text: str) -> bool:
     return False
 
 
+# Words before the parenthesis that would turn its meaning around or carve out of it
+_NEGATED = re.compile(r"(?<![\w])(no|not|non|without|absence|absent|free|never|except|unless|other than|excluding)(?![\w])", re.IGNORECASE)
 _REGISTRY_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(year|month|week|day)s?\s*$", re.IGNORECASE)
 
 
@@ -53,7 +55,7 @@ def compile_criterion(text: str, kind: CriterionKind, condition: str | None = No
         return build_predicate(parse_criterion(text), context), None
     except (SyntaxProblem, CompileProblem) as problem:
         inner = _DEFINING_PARENTHESIS.search(text)
-        if inner is not None:
+        if inner is not None and not _NEGATED.search(text[: inner.start()]):
             try:
                 predicate = build_predicate(parse_criterion(inner.group(1)), context)
             except (SyntaxProblem, CompileProblem):

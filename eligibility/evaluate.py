@@ -31,7 +31,7 @@ from .predicates import (
     Range,
     Sex,
 )
-from .vocabulary import Vocabulary, vocabulary
+from .vocabulary import Vocabulary, name_key, vocabulary
 
 Truth = bool | None
 
@@ -283,8 +283,9 @@ class Planner:
                             undecided = f"{label} on record without a date: cannot tell if{when}"
                             continue
                 dates = {k: v.isoformat() for k, v in (("start", event.start), ("end", event.end)) if v}
-                return Outcome(True, f"{label} on record{when}" + (f" (since {event.start})" if event.start else ""),
-                               [{"name": label, "present": True, **dates}])
+                as_recorded = f" as {event.recorded!r}" if event.recorded and name_key(event.recorded) != name_key(label) else ""
+                return Outcome(True, f"{label} on record{as_recorded}{when}" + (f" (since {event.start})" if event.start else ""),
+                               [{"name": label, "recorded": event.recorded, "present": True, **dates}])
             if undecided is not None:
                 return Outcome(None, undecided, [{"name": label, "present": True}], [f"{label} dates"])
             return Outcome(False, f"{label} on record but not{when}", [{"name": label, "present": True}])

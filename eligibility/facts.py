@@ -45,6 +45,7 @@ class Event:
     start: dt.date | None  # onset / start / date performed
     diagnosed: dt.date | None
     end: dt.date | None
+    recorded: str = ""  # the entry's name in the record ("alcohol abuse" for substance abuse)
 
 
 @dataclass(slots=True)
@@ -141,14 +142,17 @@ class FactsBuilder:
             facts.unmatched.append(entry.name)
             return
         if isinstance(entry, Condition):
-            event = Event(entry.present, entry.onset, entry.diagnosed, entry.end)
+            event = Event(entry.present, entry.onset, entry.diagnosed, entry.end, entry.name)
         elif isinstance(entry, Medication):
-            event = Event(entry.present, entry.start, None, entry.end)
+            event = Event(entry.present, entry.start, None, entry.end, entry.name)
         elif variable.timing == "current":  # an ongoing therapy: in use until its end
-            event = Event(entry.present, entry.date, None, entry.end)
+            event = Event(entry.present, entry.date, None, entry.end, entry.name)
         else:  # a one-off procedure happened on its date
-            event = Event(entry.present, entry.date, None, entry.end or entry.date)
+            event = Event(entry.present, entry.date, None, entry.end or entry.date, entry.name)
         facts.events.setdefault(variable.id, []).append(event)
+        related = self.vocab.broader.get(variable.id, ()) if event.present else self.vocab.narrower.get(variable.id, ())
+        for other in related:
+            facts.events.setdefault(other, []).append(event)
 
 
 _builder: FactsBuilder | None = None

@@ -25,41 +25,53 @@ _TIME_DIMENSION = "[time]"
 _SHORT_UNIT_WORDS = frozenset({"in", "m", "g", "l", "a", "d", "h", "s", "y", "1", "mo", "wk", "yr", "min"})
 
 
+_SUPERSCRIPTS = str.maketrans({"²": "2", "³": "3"})  # "kg/m²" is read as the listed "kg/m2"
+
+
 class SyntaxProblem(Exception):
     """The grammar cannot read a criterion; ``str()`` says where, for the compile note."""
 
 
-_SPACE, _HYPHEN = r"\s+", r"[-‐–\s]?"
+# A space and a hyphen are one separator in names ("ALS-FRS", "ALS FRS", "ALSFRS"), so that
+# spellings differing only there share one path of the trie instead of competing branches.
+_SEPARATOR = r"[-‐–\s]*"
+
+Trie = dict[str, "Trie"]
 
 
 def _symbols(phrase: str) -> list[str]:
-    """A phrase as regex pieces: any run of whitespace, a hyphen or not, characters escaped."""
+    """A phrase as regex pieces: separators (spaces, hyphens) unified, characters escaped."""
     symbols: list[str] = []
-    for char in re.sub(r"\s+", " ", phrase.strip()):
-        symbols.append(_SPACE if char == " " else _HYPHEN if char == "-" else re.escape(char))
+    for char in re.sub(r"[\s\-‐–]+", " ", phrase.strip()):
+        symbols.append(_SEPARATOR if char == " " else re.escape(char))
     return symbols
 
 
-def _trie_regex(node: dict[str, dict], ends: str) -> str:  # type: ignore[type-arg]
-    branches = [symbol + _trie_regex(child, ends) for symbol, child in node.items() if symbol != ends]
-    optional = ends in node
+def _depth(node: Trie) -> int:
+    return max((1 + _depth(child) for child in node.values()), default=0)
+
+
+def _trie_regex(node: Trie, ends: str) -> str:
+    """The trie as a regex; branches that reach the longest phrase are tried first.
+
+    Branch order is fixed (depth, then symbol), so the pattern, and what it matches, is the
+    same in every run whatever the hash seed.
+    """
+    children = sorted((symbol for symbol in node if symbol != ends), key=lambda sym: (-_depth(node[sym]), sym))
+    branches = [symbol + _trie_regex(node[symbol], ends) for symbol in children]
     if not branches:
         return ""
     body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
-    if optional:
+    if ends in node:
         return ("(?:" + body + ")?") if len(branches) == 1 else body + "?"
     return body
 
 
 def _alternation(phrases: list[str]) -> str:
-    """One regex matching any of the phrases, as a trie: far smaller and faster than a|b|c.
-
-    Python's regex alternation is first-match, so a trie that tries longer continuations
-    first (greedy optional groups) still matches the longest phrase at a position.
-    """
-    trie: dict[str, dict] = {}  # type: ignore[type-arg]
+    """One regex matching any of the phrases, as a trie: far smaller and faster than a|b|c."""
+    trie: Trie = {}
     ends = "\x00"
-    for phrase in set(phrases):
+    for phrase in sorted(set(phrases)):
         node = trie
         for symbol in _symbols(phrase):
             node = node.setdefault(symbol, {})
@@ -131,7 +143,7 @@ class CriterionParser:
             raise SyntaxProblem(f"longer than {MAX_CRITERION_LENGTH} characters: not parsed")
         parser = self._lark()
         try:
-            return parser.parse(text)
+            return parser.parse(text.translate(_SUPERSCRIPTS))
         except UnexpectedCharacters as error:
             raise SyntaxProblem(f"did not understand {_word_at(text, error.pos_in_stream)!r}") from None
         except UnexpectedToken as error:

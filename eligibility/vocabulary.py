@@ -71,6 +71,7 @@ class Variable(_Frozen):
     value_map: dict[str, float] = Field(default_factory=dict)
     applies_to: Literal["female", "male"] | None = None
     timing: Literal["current", "ever"] | None = None  # what "presence" means when the text does not say
+    includes: tuple[str, ...] = ()  # narrower variables: "alcohol abuse" is a "substance abuse"
 
 
     @property
@@ -95,6 +96,8 @@ class Vocabulary:
         self._by_name: dict[str, Variable] = {}
         self._by_code: dict[tuple[str, str], Variable] = {}
         self._category_values: dict[str, dict[str, str]] = {}
+        self.broader: dict[str, tuple[str, ...]] = {}
+        self.narrower: dict[str, tuple[str, ...]] = {}
         for variable in variables:
             for name in (variable.id.replace("_", " "), variable.label, *variable.synonyms):
                 self._index_name(name, variable)
@@ -106,6 +109,33 @@ class Vocabulary:
                     for value in variable.values
                     for name in (value.value, *value.synonyms)
                 }
+
+        self._index_hierarchy()
+
+    def _index_hierarchy(self) -> None:
+        """``includes`` closed transitively both ways: a present child makes its parents present,
+        an absent parent makes its children absent."""
+        direct = {v.id: v.includes for v in self.variables.values()}
+        for variable_id, children in direct.items():
+            for child in children:
+                if child not in direct:
+                    raise VocabularyError(f"rules/vocabulary.yaml: {variable_id} includes unknown variable {child}")
+
+        def below(variable_id: str, seen: tuple[str, ...] = ()) -> list[str]:
+            if variable_id in seen:
+                raise VocabularyError(f"rules/vocabulary.yaml: 'includes' loops through {variable_id}")
+            found: list[str] = []
+            for child in direct[variable_id]:
+                found += [child, *below(child, (*seen, variable_id))]
+            return list(dict.fromkeys(found))
+
+        for variable_id in direct:
+            self.narrower[variable_id] = tuple(below(variable_id))
+        parents: dict[str, list[str]] = {}
+        for variable_id, children in self.narrower.items():
+            for child in children:
+                parents.setdefault(child, []).append(variable_id)
+        self.broader = {child: tuple(ids) for child, ids in parents.items()}
 
     def _index_name(self, name: str, variable: Variable) -> None:
         key = name_key(name)

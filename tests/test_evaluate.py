@@ -320,8 +320,6 @@ def test_a_procedure_is_matched_by_synonym() -> None:
                    procedures=[{"name": "PEG", "date": "2025-12-01"}]) == "fail"
 
 
-@pytest.mark.xfail(strict=True, reason="'alcohol or drug abuse' compiles to the umbrella variable substance_abuse, "
-                                       "which a record of alcohol abuse (variable alcohol_abuse) does not reach")
 def test_alcohol_abuse_meets_alcohol_or_drug_abuse() -> None:
     assert verdict("alcohol or drug abuse", "exclusion", conditions=[{"name": "alcohol abuse", "onset": "2015-01-01"}]) == "fail"
 
@@ -481,10 +479,9 @@ def test_a_missing_value_is_never_normal() -> None:
     assert found.verdict == "unknown" and found.missing == ["serum creatinine"] and "no serum creatinine" in found.reason
 
 
-# --- known bugs: xfail strict -------------------------------------------------------------------
+# --- a negation before a defining parenthesis is not dropped ---------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="compiler.py compiles the parenthesis alone and drops the 'No' before it")
 def test_negated_lead_in_before_a_defining_parenthesis() -> None:
     text = "No severe renal disorder (serum creatinine: not less than 2.0 mg/dL)."
     predicate, _ = compile_criterion(text, "inclusion")

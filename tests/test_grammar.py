@@ -108,9 +108,6 @@ def test_a_leading_list_marker_is_not_part_of_the_criterion() -> None:
         compile_criterion("serum creatinine < 2.0 mg/dL", "inclusion")
 
 
-@pytest.mark.xfail(strict=True, reason="grammar.py builds the VARIABLE trie from set(phrases): branch order follows the string "
-                                       "hash, and the first-match alternation stops at 'alsfrs-r' before 'alsfrs-r total' "
-                                       "under some PYTHONHASHSEED values (1 and 4 here)")
 def test_compiling_does_not_depend_on_the_hash_seed() -> None:
     code = ("import eligibility\n"
             "for text in ('ALSFRS-R total score >= 30', 'ALSFRS-R respiratory insufficiency >= 3'):\n"
