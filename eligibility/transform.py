@@ -57,6 +57,14 @@ class Quantity:
 
 
 @dataclass(frozen=True)
+class Bound:
+    """A comparator and quantity with no variable of its own (see the grammar's ``bound``)."""
+
+    op: Operator
+    quantity: Quantity
+
+
+@dataclass(frozen=True)
 class Subject:
     variables: tuple[Variable, ...]
     joined_by_and: bool
@@ -137,8 +145,8 @@ class PredicateBuilder(Transformer[Token, PredicateNode]):
     def comparison_inverted(self, op: Operator, subject: Subject, quantity: Quantity) -> PredicateNode:
         return self._compare(subject, op, quantity, None)
 
-    def comparison_unnamed(self, op: Operator, quantity: Quantity) -> PredicateNode:
-        return self._compare(self._implied_age(quantity), op, quantity, None)
+    def bound(self, op: Operator, quantity: Quantity) -> Bound:
+        return Bound(op, quantity)
 
     def comparison_postfix(self, *parts: Subject | Quantity | Operator) -> PredicateNode:
         subject = parts[0] if isinstance(parts[0], Subject) else None
@@ -155,6 +163,12 @@ class PredicateBuilder(Transformer[Token, PredicateNode]):
         low, high = (p for p in parts if isinstance(p, Quantity))
         window = next((p for p in parts if isinstance(p, Period)), None)
         return self._range(subject, low, high, window)
+
+    def range_between_unnamed(self, _between: Token, *parts: Subject | Quantity | Token) -> PredicateNode:
+        """"between 18 and 80 years of age", "between the ages of 18 to 70 years"."""
+        low, high = (p for p in parts if isinstance(p, Quantity))
+        subject = next((p for p in parts if isinstance(p, Subject)), None) or self._implied_age(high)
+        return self._range(subject, low, high, None)
 
     def range(self, subject: Subject, *parts: tuple[Quantity, Quantity] | Token | Period) -> PredicateNode:
         low, high = next(p for p in parts if isinstance(p, tuple))
@@ -200,6 +214,10 @@ class PredicateBuilder(Transformer[Token, PredicateNode]):
             found = AnyOf(items=tuple(items))
         return Not(item=found) if negated else found
 
+    def sex_and(self, sex: PredicateNode, clause: PredicateNode) -> PredicateNode:
+        """"Female patients aged 18 to 50": the sex and the clause both."""
+        return All(items=(sex, clause))
+
     def sex(self, token: Token) -> PredicateNode:
         word = str(token).lower()
         return Sex(sex="female" if word.startswith(("fem", "wom")) else "male")
@@ -239,7 +257,46 @@ class PredicateBuilder(Transformer[Token, PredicateNode]):
             raise CompileProblem(f"{medication.label} is not a medication")
         return AnyOf(items=(Not(item=Presence(variable=medication.id)), self._fill_medication(duration, medication)))
 
-    def start(self, predicate: PredicateNode) -> PredicateNode:
+    def clause_joint(self, token: Token) -> str:
+        return "all" if token.type == "AND" else "any"
+
+    def conjunction(self, *parts: PredicateNode | Bound | str) -> PredicateNode:
+        joints = {p for p in parts if isinstance(p, str)}
+        if len(joints) != 1:
+            raise CompileProblem("'and' and 'or' mixed without brackets: which binds first is not written")
+        clauses = [p for p in parts if not isinstance(p, str)]
+        if all(isinstance(c, Bound) for c in clauses):  # "> 18 and < 60 years of age"
+            last_unit = cast(Bound, clauses[-1]).quantity
+            clauses = [self._bound_as_age(cast(Bound, c), last_unit) for c in clauses]
+        items: list[PredicateNode] = []
+        for clause in clauses:
+            if isinstance(clause, Bound):
+                items.append(self._continue(items[-1] if items else None, clause))
+            else:
+                items.append(clause)
+        return All(items=tuple(items)) if joints == {"all"} else AnyOf(items=tuple(items))
+
+    def _bound_as_age(self, bound: Bound, unit_from: Quantity) -> PredicateNode:
+        quantity = bound.quantity if bound.quantity.unit else Quantity(bound.quantity.value, unit_from.unit, unit_from.unit_type)
+        return self._compare(self._implied_age(quantity), bound.op, quantity, None)
+
+    def _continue(self, previous: PredicateNode | None, bound: Bound) -> PredicateNode:
+        """A bound after a comparison on one variable is a second bound on that variable."""
+        if not isinstance(previous, Comparison):
+            raise CompileProblem("a threshold with no variable")
+        variable = self.vocab[previous.variable]
+        quantity = bound.quantity
+        if quantity.unit is None and previous.unit != "x ULN":
+            value, unit = quantity.value, previous.unit
+            if variable.id != "age" and unit != variable.unit:
+                raise CompileProblem("a threshold with no unit")
+        else:
+            value, unit = self._threshold(variable, quantity if quantity.unit else Quantity(quantity.value, "x ULN", "ULN"))
+        return Comparison(variable=variable.id, op=bound.op, value=value, unit=unit, within=previous.within)
+
+    def start(self, predicate: PredicateNode | Bound) -> PredicateNode:
+        if isinstance(predicate, Bound):
+            return self._bound_as_age(predicate, predicate.quantity)
         if isinstance(predicate, Duration) and predicate.variable == _MEDICATION_PLACEHOLDER:
             raise CompileProblem("a stable dose of what? No medication is named")
         return predicate
@@ -311,6 +368,10 @@ class PredicateBuilder(Transformer[Token, PredicateNode]):
         for variable in subject.variables:
             low_value, unit = self._threshold(variable, low if low.unit else Quantity(low.value, high.unit, high.unit_type))
             high_value, high_unit = self._threshold(variable, high)
+            if variable.id == "age" and high_unit != unit:  # "between 6 months and 5 years"
+                items.append(All(items=(Comparison(variable="age", op="ge", value=low_value, unit=unit),
+                                        Comparison(variable="age", op="le", value=high_value, unit=high_unit))))
+                continue
             if high_unit != unit or low_value > high_value:
                 raise CompileProblem(f"the range {low.value:g} to {high.value:g} is not a range")
             items.append(Range(variable=variable.id, low=low_value, high=high_value, unit=unit, within=window))

@@ -71,7 +71,8 @@ class Variable(_Frozen):
     value_map: dict[str, float] = Field(default_factory=dict)
     applies_to: Literal["female", "male"] | None = None
     timing: Literal["current", "ever"] | None = None  # what "presence" means when the text does not say
-    includes: tuple[str, ...] = ()  # narrower variables: "alcohol abuse" is a "substance abuse"
+    includes: tuple[str, ...] = ()
+    unit_implied: bool = False  # by convention written without a unit (BMI, blood pressure)  # narrower variables: "alcohol abuse" is a "substance abuse"
 
 
     @property
@@ -81,7 +82,9 @@ class Variable(_Frozen):
     def record_unit(self, written: str | None) -> str | None:
         """How this variable reads a unit as written on a record ("%" for FVC is % predicted)."""
         if written is None or not written.strip():
-            return "point" if self.kind == "score" else ("1" if self.unit == "1" else None)
+            if self.kind == "score":
+                return "point"
+            return self.unit if self.unit_implied or self.unit == "1" else None
         for alias, meaning in self.unit_aliases.items():
             if unit_key(alias) == unit_key(written):
                 return meaning
