@@ -239,6 +239,16 @@ class PredicateBuilder(Transformer[Token, PredicateNode]):
         return Duration(variable=medication.id if medication else _MEDICATION_PLACEHOLDER, since="start",
                         op=cast(Operator, op), period=self._period(quantity))
 
+    def time_since_last(self, op: Operator, quantity: Quantity, *parts: Token | str | Variable) -> PredicateNode:
+        """"At least 5 years since prior chemotherapy": none within those 5 years (or never)."""
+        variable = next(p for p in parts if isinstance(p, Variable))
+        within = self._presence(variable, "HISTORY", self._period(quantity))
+        if op in ("ge", "gt"):
+            return Not(item=within)
+        if op in ("le", "lt"):
+            return within
+        raise CompileProblem("'equal to' a time since an event")
+
     def conditional(self, _mark: Token, *parts: Token | Variable | PredicateNode) -> PredicateNode:
         variable = next(p for p in parts if isinstance(p, Variable))
         then = cast(PredicateNode, parts[-1])
