@@ -13,7 +13,7 @@ from typing import Any
 from .errors import CriteriaTextError, InputError, RuleFileError
 from .items import split_items
 from .patient import parse_json_text
-from .predicates import All, AnyOf, Comparison, PredicateNode, Range, Sex
+from .predicates import All, AnyOf, Comparison, Manual, Not, PredicateNode, Range, Sex
 from .trial import Criterion, CriterionKind, Trial, load_rule_text, trial_from_rule_data
 from .vocabulary import vocabulary
 
@@ -38,6 +38,9 @@ def _is_rule_file(text: str) -> bool:
     return False
 
 
+# "..., except curatively treated skin cancer", "(other than basal cell carcinoma)"
+_EXCEPTION = re.compile(r"[\s,;(]*\b(?:except(?:\s+for)?|excluding|other\s+than|with\s+the\s+exception\s+of|unless)\b(.*)$",
+                        re.IGNORECASE | re.DOTALL)
 # Words before the parenthesis that would turn its meaning around or carve out of it
 _NEGATED = re.compile(r"(?<![\w])(no|not|non|without|absence|absent|free|never|except|unless|other than|excluding)(?![\w])", re.IGNORECASE)
 _REGISTRY_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(year|month|week|day)s?\s*$", re.IGNORECASE)
@@ -51,6 +54,9 @@ def compile_criterion(text: str, kind: CriterionKind, condition: str | None = No
 
     context = CompileContext(kind, condition)
     text = _LEADING_MARKER.sub("", text, count=1)
+    exception = _EXCEPTION.search(text)
+    if exception is not None and exception.start() > 0:
+        return _with_exception(text[: exception.start()], exception.group(1).strip(" ).;"), kind, condition)
     try:
         return build_predicate(parse_criterion(text), context), None
     except (SyntaxProblem, CompileProblem) as problem:
@@ -64,6 +70,21 @@ def compile_criterion(text: str, kind: CriterionKind, condition: str | None = No
                 if _is_measurement(predicate):
                     return predicate, "compiled from the parenthesis, which defines the words before it"
         return None, f"not compiled: {problem}"
+
+
+def _with_exception(head: str, exception: str, kind: CriterionKind, condition: str | None) -> tuple[PredicateNode | None, str | None]:
+    """"No history of malignancy except curatively treated skin cancer": compile what is
+    certain; the exception stays a manual part, so it can only ever make the answer unknown.
+
+    An exception carves cases out of the condition the head describes: out of "X" it is
+    all(X, not-excepted), out of "no X" any(no X, excepted).
+    """
+    predicate, note = compile_criterion(head, kind, condition)
+    if predicate is None:
+        return None, note
+    manual = Manual(text=f"unless the exception applies: {exception}")
+    combined = AnyOf(items=(predicate, manual)) if isinstance(predicate, Not) else All(items=(predicate, manual))
+    return combined, f"exception kept for manual review: {exception}"
 
 
 def _is_measurement(predicate: PredicateNode) -> bool:

@@ -56,6 +56,18 @@ class Quantity:
     unit_type: str  # "UNIT", "ULN", "TIME_UNIT", "AGE_UNIT" or "none"
 
 
+class RomanNumeral(float):
+    """A number written in Roman numerals: valid only for a scale that writes its values so."""
+
+    def __new__(cls, written: str) -> RomanNumeral:
+        value = {"I": 1, "II": 2, "III": 3, "IV": 4, "V": 5}[written]
+        number = super().__new__(cls, value)
+        number.written = written
+        return number
+
+    written: str
+
+
 @dataclass(frozen=True)
 class Bound:
     """A comparator and quantity with no variable of its own (see the grammar's ``bound``)."""
@@ -96,6 +108,8 @@ class PredicateBuilder(Transformer[Token, PredicateNode]):
 
     # -- leaves -------------------------------------------------------------------
     def number(self, token: Token) -> float:
+        if token.type == "ROMAN":
+            return RomanNumeral(str(token))
         text = str(token).lower()
         return float(_NUMBER_WORDS[text]) if text in _NUMBER_WORDS else float(text.replace(",", ""))
 
@@ -174,6 +188,41 @@ class PredicateBuilder(Transformer[Token, PredicateNode]):
         low, high = next(p for p in parts if isinstance(p, tuple))
         window = next((p for p in parts if isinstance(p, Period)), None)
         return self._range(subject, low, high, window)
+
+    def value_list(self, subject: Subject, *parts: float | Token) -> PredicateNode:
+        """"ECOG 0, 1, or 2": a run of whole scores is a range; other lists are each value."""
+        values = sorted({float(p) for p in parts if isinstance(p, float)})
+        items: list[PredicateNode] = []
+        for variable in subject.variables:
+            if variable.kind != "score":
+                raise CompileProblem(f"a list of values for {variable.label}, which is not a score")
+            for value in parts:
+                if isinstance(value, float):
+                    self._threshold(variable, Quantity(value, None, "none"))
+            if all(v.is_integer() for v in values) and values == [values[0] + i for i in range(len(values))]:
+                items.append(Range(variable=variable.id, low=values[0], high=values[-1], unit="point"))
+            else:
+                items.append(AnyOf(items=tuple(Comparison(variable=variable.id, op="eq", value=v, unit="point") for v in values)))
+        return self._combine(items)
+
+    def blood_pressure(self, _name: Token, op: Operator, systolic: float, _slash: Token, diastolic: float,
+                       unit: Token | None = None) -> PredicateNode:
+        """"> 140/90 mmHg" bounds systolic and diastolic pressure alike: each must meet it to
+        include; either exceeding it excludes."""
+        items: list[PredicateNode] = []
+        for variable_id, value in (("systolic_bp", systolic), ("diastolic_bp", diastolic)):
+            threshold, canonical = self._threshold(self.vocab[variable_id], Quantity(value, str(unit) if unit else None, "UNIT" if unit else "none"))
+            items.append(Comparison(variable=variable_id, op=op, value=threshold, unit=canonical))
+        return self._combine(items)
+
+    def alternative_threshold(self, clause: PredicateNode, bound: Bound, _mark: Token, condition: Subject) -> PredicateNode:
+        """"ALT <= 3 x ULN (<= 5 x ULN if liver metastases)": if the condition, the second bound,
+        else the first. The redundant third term (both bounds met) lets a value meeting both
+        decide even when the condition is not known (Kleene logic keeps the consensus term)."""
+        alternative = self._continue(clause, bound)
+        present = self.presence(condition)
+        return AnyOf(items=(All(items=(present, alternative)), All(items=(Not(item=present), clause)),
+                            All(items=(alternative, clause))))
 
     def range_unnamed(self, span: tuple[Quantity, Quantity]) -> PredicateNode:
         low, high = span
@@ -389,6 +438,8 @@ class PredicateBuilder(Transformer[Token, PredicateNode]):
 
     def _threshold(self, variable: Variable, quantity: Quantity) -> tuple[float, str]:
         """The threshold in the variable's canonical unit (or x ULN, or the age unit written)."""
+        if isinstance(quantity.value, RomanNumeral) and quantity.value.written.casefold() not in variable.value_map:
+            raise CompileProblem(f"{variable.label} is not written in Roman numerals")
         if variable.id == "age":
             if quantity.unit_type in ("TIME_UNIT", "AGE_UNIT") and quantity.unit:
                 return quantity.value, _time_unit(quantity.unit)
