@@ -267,6 +267,14 @@ class PredicateBuilder(Transformer[Token, PredicateNode]):
         """"Female patients aged 18 to 50": the sex and the clause both."""
         return All(items=(sex, clause))
 
+    def sex_specific(self, clause: PredicateNode, *parts: PredicateNode | Bound | Token) -> PredicateNode:
+        """"HDL < 50 mg/dL in females, < 40 mg/dL in males": each sex its own threshold."""
+        first_sex, bound, second_sex = (p for p in parts if not isinstance(p, Token))
+        bound = cast(Bound, bound)
+        if first_sex == second_sex:  # "< 50 in females, < 40 in females"
+            raise CompileProblem("two thresholds for the same sex")
+        return AnyOf(items=(All(items=(first_sex, clause)), All(items=(second_sex, self._continue(clause, bound)))))
+
     def sex(self, token: Token) -> PredicateNode:
         word = str(token).lower()
         return Sex(sex="female" if word.startswith(("fem", "wom")) else "male")
