@@ -131,7 +131,7 @@ def _registry_age(written: object, source: str, field: str) -> tuple[float, str]
 
 def _structured_criteria(module: dict[str, Any], source: str) -> list[Criterion]:
     """Registry minimumAge / maximumAge / sex as criteria ``age`` and ``sex`` (bounds inclusive)."""
-    criteria = []
+    criteria: list[Criterion] = []
     low = _registry_age(module.get("minimumAge"), source, "minimumAge")
     high = _registry_age(module.get("maximumAge"), source, "maximumAge")
     age: PredicateNode | None = None
@@ -148,10 +148,11 @@ def _structured_criteria(module: dict[str, Any], source: str) -> list[Criterion]
         text = f"Age {module.get('minimumAge') or 'N/A'} to {module.get('maximumAge') or 'N/A'} (registry)"
         criteria.insert(0, Criterion(id="age", kind="inclusion", text=text, compiled=True, predicate=age))
     sex = str(module.get("sex") or "ALL").upper()
-    sex_predicate: PredicateNode | None = {
+    by_sex: dict[str, PredicateNode] = {
         "FEMALE": Sex(sex="female"), "MALE": Sex(sex="male"),
         "ALL": AnyOf(items=(Sex(sex="female"), Sex(sex="male"))),
-    }.get(sex)
+    }
+    sex_predicate = by_sex.get(sex)
     if sex_predicate is None:
         raise RuleFileError(f"sex {sex!r} is not ALL, FEMALE or MALE", source=source, path="$.protocolSection.eligibilityModule.sex")
     criteria.append(Criterion(id="sex", kind="inclusion", text=f"Sex: {sex} (registry)", compiled=True, predicate=sex_predicate))

@@ -11,7 +11,7 @@ import re
 import threading
 from functools import cache
 
-from lark import Lark, Tree
+from lark import Lark, Token, Tree
 from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
 
 from .resources import data_file
@@ -137,7 +137,7 @@ class CriterionParser:
             self._local.parser = parser
         return parser
 
-    def parse(self, text: str) -> Tree:
+    def parse(self, text: str) -> Tree[Token]:
         """The parse tree of one criterion, or SyntaxProblem saying what was not understood."""
         if len(text) > MAX_CRITERION_LENGTH:
             raise SyntaxProblem(f"longer than {MAX_CRITERION_LENGTH} characters: not parsed")
@@ -168,7 +168,7 @@ def criterion_parser() -> CriterionParser:
     return CriterionParser()
 
 
-def parse_criterion(text: str) -> Tree:
+def parse_criterion(text: str) -> Tree[Token]:
     """Parse one criterion's text (see ``grammars/criterion.lark``)."""
     return criterion_parser().parse(text)
 

@@ -129,9 +129,9 @@ class PredicateBuilder(Transformer[Token, PredicateNode]):
             raise CompileProblem(f"{name!s} and {alias!s} are different variables")
         return variable
 
-    def variable_list(self, *parts: Variable | Tree) -> Subject:
+    def variable_list(self, *parts: Variable | Tree[Token]) -> Subject:
         variables = tuple(p for p in parts if isinstance(p, Variable))
-        separators = {str(t.children[0].type) for t in parts if isinstance(t, Tree)}
+        separators = {cast(Token, t.children[0]).type for t in parts if isinstance(t, Tree)}
         return Subject(variables, joined_by_and=separators == {"AND"})
 
     def subject(self, variables: Subject) -> Subject:
@@ -294,7 +294,7 @@ class PredicateBuilder(Transformer[Token, PredicateNode]):
         op = next(p for p in parts if isinstance(p, str) and not isinstance(p, Token))
         quantity = next(p for p in parts if isinstance(p, Quantity))
         return Duration(variable=medication.id if medication else _MEDICATION_PLACEHOLDER, since="start",
-                        op=cast(Operator, op), period=self._period(quantity))
+                        op=op, period=self._period(quantity))
 
     def time_since_last(self, op: Operator, quantity: Quantity, *parts: Token | str | Variable) -> PredicateNode:
         """"At least 5 years since prior chemotherapy": none within those 5 years (or never)."""
@@ -474,7 +474,7 @@ class PredicateBuilder(Transformer[Token, PredicateNode]):
         return round_significant(quantity.value * conversion.factor, significant_digits(quantity.value)), variable.unit
 
 
-def build_predicate(tree: Tree, context: CompileContext, vocab: Vocabulary | None = None) -> PredicateNode:
+def build_predicate(tree: Tree[Token], context: CompileContext, vocab: Vocabulary | None = None) -> PredicateNode:
     """The predicate a criterion's parse tree means, or CompileProblem."""
     try:
         return PredicateBuilder(context, vocab or vocabulary()).transform(tree)
