@@ -43,6 +43,8 @@ _EXCEPTION = re.compile(r"[\s,;(]*\b(?:except(?:\s+for)?|excluding|other\s+than|
                         re.IGNORECASE | re.DOTALL)
 # Words before the parenthesis that would turn its meaning around or carve out of it
 _NEGATED = re.compile(r"(?<![\w])(no|not|non|without|absence|absent|free|never|except|unless|other than|excluding)(?![\w])", re.IGNORECASE)
+# A parenthesis after such words is one example or part of a broader condition, not its definition
+_LOOSE_DEFINITION = re.compile(r"\(|(?<![\w])(especially|such as|e\.g|including|for example|or|and)(?![\w])", re.IGNORECASE)
 _REGISTRY_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(year|month|week|day)s?\s*$", re.IGNORECASE)
 
 
@@ -56,12 +58,18 @@ def compile_criterion(text: str, kind: CriterionKind, condition: str | None = No
     text = _LEADING_MARKER.sub("", text, count=1)
     exception = _EXCEPTION.search(text)
     if exception is not None and exception.start() > 0:
-        return _with_exception(text[: exception.start()], exception.group(1).strip(" ).;"), kind, condition)
+        head, tail = text[: exception.start()], exception.group(1)
+        if "(" in text[exception.start(): exception.start(1)] and ")" in tail:
+            # "(excluding placement of vascular access) within 4 weeks": the exception ends at
+            # its bracket and what follows belongs to the head
+            tail, after = tail.split(")", 1)
+            head = f"{head} {after}"
+        return _with_exception(head, tail.strip(" ).;"), kind, condition)
     try:
         return build_predicate(parse_criterion(text), context), None
     except (SyntaxProblem, CompileProblem) as problem:
         inner = _DEFINING_PARENTHESIS.search(text)
-        if inner is not None and not _NEGATED.search(text[: inner.start()]):
+        if inner is not None and not _NEGATED.search(text[: inner.start()]) and not _LOOSE_DEFINITION.search(text[: inner.start()]):
             try:
                 predicate = build_predicate(parse_criterion(inner.group(1)), context)
             except (SyntaxProblem, CompileProblem):
