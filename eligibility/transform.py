@@ -17,6 +17,7 @@ from lark.exceptions import VisitError
 
 from .predicates import (
     All,
+    Manual,
     AnyOf,
     Category,
     Comparison,
@@ -54,6 +55,10 @@ class Quantity:
     value: float
     unit: str | None
     unit_type: str  # "UNIT", "ULN", "TIME_UNIT", "AGE_UNIT" or "none"
+
+
+class Qualifier(str):
+    """Words that narrow a condition ("uncontrolled", "clinically significant")."""
 
 
 class RomanNumeral(float):
@@ -249,12 +254,19 @@ class PredicateBuilder(Transformer[Token, PredicateNode]):
         chosen = {value for _, value in resolved}
         return Category(variable=variable.id, values=tuple(v.value for v in variable.values if v.value in chosen))
 
-    def presence(self, *parts: Token | str | Subject | Period) -> PredicateNode:
+    def qualifier(self, *tokens: Token) -> Qualifier:
+        return Qualifier(" ".join(str(t).lower() for t in tokens))
+
+    def presence(self, *parts: Token | str | Subject | Period | Qualifier) -> PredicateNode:
         negated = any(isinstance(p, Token) and p.type == "NEGATION" for p in parts)
-        marker = next((p for p in parts if isinstance(p, str) and not isinstance(p, Token)), None)
+        marker = next((p for p in parts if isinstance(p, str) and not isinstance(p, (Token, Qualifier))), None)
+        qualifier = next((p for p in parts if isinstance(p, Qualifier)), None)
         subject = next(p for p in parts if isinstance(p, Subject))
         window = next((p for p in parts if isinstance(p, Period)), None)
-        items = [self._presence(v, marker, window) for v in subject.variables]
+        items: list[PredicateNode] = [self._presence(v, marker, window) for v in subject.variables]
+        if qualifier is not None:
+            items = [All(items=(item, Manual(text=f"{qualifier} {variable.label}?")))
+                     for item, variable in zip(items, subject.variables)]
         if len(items) == 1:
             found: PredicateNode = items[0]
         elif subject.joined_by_and and self.context.kind == "inclusion" and not negated:
