@@ -44,7 +44,7 @@ _EXCEPTION = re.compile(r"[\s,;(]*\b(?:except(?:\s+for)?|excluding|other\s+than|
 # Words before the parenthesis that would turn its meaning around or carve out of it
 _NEGATED = re.compile(r"(?<![\w])(no|not|non|without|absence|absent|free|never|except|unless|other than|excluding)(?![\w])", re.IGNORECASE)
 # A parenthesis after such words is one example or part of a broader condition, not its definition
-_LOOSE_DEFINITION = re.compile(r"\(|(?<![\w])(especially|such as|e\.g|including|for example|or|and)(?![\w])", re.IGNORECASE)
+_LOOSE_DEFINITION = re.compile(r"[(,;]|(?<![\w])(especially|such as|e\.g|including|for example|or|and)(?![\w])", re.IGNORECASE)
 _REGISTRY_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(year|month|week|day)s?\s*$", re.IGNORECASE)
 
 
@@ -69,7 +69,10 @@ def compile_criterion(text: str, kind: CriterionKind, condition: str | None = No
         return build_predicate(parse_criterion(text), context), None
     except (SyntaxProblem, CompileProblem) as problem:
         inner = _DEFINING_PARENTHESIS.search(text)
-        if inner is not None and not _NEGATED.search(text[: inner.start()]) and not _LOOSE_DEFINITION.search(text[: inner.start()]):
+        # only in an exclusion: an inclusion compiled from its bracket alone would let in a patient
+        # without the condition the words before it require ("ischemic stroke (NIHSS < 16)")
+        if (inner is not None and kind == "exclusion" and not _NEGATED.search(text[: inner.start()])
+                and not _LOOSE_DEFINITION.search(text[: inner.start()])):
             try:
                 predicate = build_predicate(parse_criterion(inner.group(1)), context)
             except (SyntaxProblem, CompileProblem):

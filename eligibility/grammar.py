@@ -22,6 +22,7 @@ MAX_CRITERION_LENGTH = 1000
 """Longer items are kept as text for review without parsing (real criteria are far shorter)."""
 
 _TIME_DIMENSION = "[time]"
+_ONE_HOUR = 3600.0  # hours and longer are TIME_UNIT words in the grammar; seconds, ms are units
 _SHORT_UNIT_WORDS = frozenset({"in", "m", "g", "l", "a", "d", "h", "s", "y", "1", "mo", "wk", "yr", "min"})
 
 
@@ -106,9 +107,9 @@ def _terminals(vocab: Vocabulary) -> str:
     unit_keys = [
         key
         for key in table.spelling_keys()
-        if key not in _SHORT_UNIT_WORDS and (info := table.info(key)) is not None and info.dimension != _TIME_DIMENSION
+        if key not in _SHORT_UNIT_WORDS and (info := table.info(key)) is not None and not (info.dimension == _TIME_DIMENSION and info.scale >= _ONE_HOUR)
     ]
-    unit_keys += ["seconds", "second", "sec", "s"]
+    unit_keys += ["seconds", "second", "sec"]
     unit_regex = "|".join(_unit_pattern(k) for k in sorted(set(unit_keys), key=lambda k: (-len(k), k)))
     boundary = r"(?<![\w])(?:{})(?![\w])"
     terminals = {

@@ -279,6 +279,10 @@ class PredicateBuilder(Transformer[Token, PredicateNode]):
         """"Female patients aged 18 to 50": the sex and the clause both."""
         return All(items=(sex, clause))
 
+    def windowed(self, clause: PredicateNode, window: Period) -> PredicateNode:
+        """"ALSFRS-R >= 30 (within 3 months)": the bracketed window applies to the clause."""
+        return _with_window(clause, window)
+
     def sex_specific(self, clause: PredicateNode, *parts: PredicateNode | Bound | Token) -> PredicateNode:
         """"HDL < 50 mg/dL in females, < 40 mg/dL in males": each sex its own threshold."""
         first_sex, bound, second_sex = (p for p in parts if not isinstance(p, Token))
@@ -484,6 +488,22 @@ class PredicateBuilder(Transformer[Token, PredicateNode]):
             return quantity.value, variable.unit
         # rounded as a record's value is (facts.py), so one quantity in two units compares equal
         return round_significant(quantity.value * conversion.factor, significant_digits(quantity.value)), variable.unit
+
+
+def _with_window(predicate: PredicateNode, window: Period) -> PredicateNode:
+    if isinstance(predicate, (Comparison, Range, Category)) and predicate.variable != "age":
+        if predicate.within is not None:
+            raise CompileProblem("two time windows for one value")
+        return predicate.model_copy(update={"within": window})
+    if isinstance(predicate, Presence):
+        if predicate.within is not None:
+            raise CompileProblem("two time windows for one event")
+        return predicate.model_copy(update={"within": window, "current": False})
+    if isinstance(predicate, (All, AnyOf)):
+        return predicate.model_copy(update={"items": tuple(_with_window(item, window) for item in predicate.items)})
+    if isinstance(predicate, Not):
+        return predicate.model_copy(update={"item": _with_window(predicate.item, window)})
+    raise CompileProblem("a time window on something that has no date")
 
 
 def build_predicate(tree: Tree[Token], context: CompileContext, vocab: Vocabulary | None = None) -> PredicateNode:

@@ -22,13 +22,16 @@ VariableKind = Literal["demographic", "lab", "score", "vital", "category", "cond
 MEASURED_KINDS = frozenset({"lab", "score", "vital"})
 EVENT_KINDS = frozenset({"condition", "medication", "procedure"})
 
-_NAME_NOISE = re.compile(r"[\s_]+")
-_DASHES = str.maketrans({"–": "-", "—": "-", "‐": "-", "’": "'"})
+_SEPARATORS = re.compile(r"[\s_\-–—‐]+")
+_QUOTES = str.maketrans({"’": "'"})
 
 
 def name_key(name: str) -> str:
-    """The lookup form of a name: casefolded, dashes unified, whitespace collapsed."""
-    return _NAME_NOISE.sub(" ", name.translate(_DASHES)).strip().casefold()
+    """The lookup form of a name: casefolded, without spaces or hyphens.
+
+    "ALS-FRS", "ALS FRS" and "ALSFRS" are one name, as the grammar's name terminal reads them.
+    """
+    return _SEPARATORS.sub("", name.translate(_QUOTES)).casefold()
 
 
 class _Frozen(BaseModel):
@@ -97,6 +100,7 @@ class Vocabulary:
     def __init__(self, variables: list[Variable]):
         self.variables = {v.id: v for v in variables}
         self._by_name: dict[str, Variable] = {}
+        self._written_names: set[str] = set()
         self._by_code: dict[tuple[str, str], Variable] = {}
         self._category_values: dict[str, dict[str, str]] = {}
         self.broader: dict[str, tuple[str, ...]] = {}
@@ -142,6 +146,7 @@ class Vocabulary:
 
     def _index_name(self, name: str, variable: Variable) -> None:
         key = name_key(name)
+        self._written_names.add(name.strip().casefold())
         other = self._by_name.get(key)
         if other is not None and other.id != variable.id:
             raise VocabularyError(f"rules/vocabulary.yaml: {name!r} names both {other.id} and {variable.id}")
@@ -160,8 +165,8 @@ class Vocabulary:
         return self._by_code.get((_system_key(system), code.strip().casefold()))
 
     def names(self) -> list[str]:
-        """Every name the vocabulary knows, longest first (what a criterion can mention)."""
-        return sorted(self._by_name, key=len, reverse=True)
+        """Every name the vocabulary knows as written, longest first (what a criterion can mention)."""
+        return sorted(self._written_names, key=len, reverse=True)
 
     def category_value(self, variable_id: str, written: str) -> str | None:
         """The canonical category value a written value means, if any."""

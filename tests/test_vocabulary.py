@@ -89,9 +89,12 @@ def test_reference_ranges_are_ranges_inside_the_plausible_bounds(variable: Varia
 
 
 def test_category_values_are_distinct_within_a_scale() -> None:
+    """A written value (spelling variants such as "lab-supported" / "lab supported" aside) means one value."""
     for variable in (v for v in VARIABLES if v.values):
-        keys = [name_key(name) for value in variable.values for name in (value.value, *value.synonyms)]
-        assert len(keys) == len(set(keys)), variable.id
+        meaning: dict[str, str] = {}
+        for value in variable.values:
+            for name in (value.value, *value.synonyms):
+                assert meaning.setdefault(name_key(name), value.value) == value.value, (variable.id, name)
 
 
 def test_only_conditions_apply_to_one_sex() -> None:
