@@ -11,8 +11,11 @@ import re
 import threading
 from functools import cache
 
+from typing import Any
+
 from lark import Lark, Token, Tree
 from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
+from lark.lexer import BasicLexer, Scanner, TerminalDef, _create_unless
 
 from .resources import data_file
 from .units import units
@@ -48,24 +51,22 @@ def _symbols(phrase: str) -> list[str]:
     return symbols
 
 
-def _depth(node: Trie) -> int:
-    return max((1 + _depth(child) for child in node.values()), default=0)
-
-
-def _trie_regex(node: Trie, ends: str) -> str:
-    """The trie as a regex; branches that reach the longest phrase are tried first.
+def _trie_regex(node: Trie, ends: str) -> tuple[str, int]:
+    """The trie as a regex, and its depth; branches reaching the longest phrase come first.
 
     Branch order is fixed (depth, then symbol), so the pattern, and what it matches, is the
     same in every run whatever the hash seed.
     """
-    children = sorted((symbol for symbol in node if symbol != ends), key=lambda sym: (-_depth(node[sym]), sym))
-    branches = [symbol + _trie_regex(node[symbol], ends) for symbol in children]
+    children = [(symbol, *_trie_regex(child, ends)) for symbol, child in node.items() if symbol != ends]
+    children.sort(key=lambda child: (-child[2], child[0]))
+    branches = [symbol + regex for symbol, regex, _ in children]
+    depth = 1 + max((child[2] for child in children), default=-1)
     if not branches:
-        return ""
+        return "", depth
     body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
     if ends in node:
-        return ("(?:" + body + ")?") if len(branches) == 1 else body + "?"
-    return body
+        return (("(?:" + body + ")?") if len(branches) == 1 else body + "?"), depth
+    return body, depth
 
 
 def _alternation(phrases: list[str]) -> str:
@@ -77,7 +78,7 @@ def _alternation(phrases: list[str]) -> str:
         for symbol in _symbols(phrase):
             node = node.setdefault(symbol, {})
         node[ends] = {}
-    return _trie_regex(trie, ends)
+    return _trie_regex(trie, ends)[0]
 
 
 def _unit_pattern(key: str) -> str:
@@ -122,6 +123,66 @@ def _terminals(vocab: Vocabulary) -> str:
     return "\n".join(f"{name}: /{body.replace('/', chr(92) + '/')}/i" for name, body in terminals.items())
 
 
+# The terminals built from the vocabulary and the unit table are large regexes (the names
+# alone are ~20 kB). lark's contextual lexer builds one scanner per group of parser states,
+# each compiling one alternation of all its terminals: the names were compiled again for
+# each of ~28 scanners (~1.2 s). Here each large terminal is a regex of its own, compiled
+# once and shared; the others stay in per-scanner alternations. Trying the regexes in lark's
+# terminal order keeps its first-match semantics.
+_LARGE_PATTERN = 300  # characters: the vocabulary and unit terminals, FILLER and a few keyword lists
+
+
+def _is_large(terminal: TerminalDef) -> bool:
+    return len(terminal.pattern.to_regexp()) > _LARGE_PATTERN
+
+
+_shared_patterns: dict[tuple[str, int], Any] = {}
+_shared_lock = threading.Lock()
+
+
+class _SharedScanner(Scanner):
+    def _build_mres(self, terminals: list[TerminalDef], max_size: int) -> list[Any]:
+        groups: list[list[TerminalDef]] = []
+        for terminal in terminals:
+            if _is_large(terminal) or not groups or _is_large(groups[-1][0]):
+                groups.append([terminal])
+            else:
+                groups[-1].append(terminal)
+        compiled = []
+        for group in groups:
+            if _is_large(group[0]):  # the terminal's own regex: lark compiled it already to validate it
+                pattern, name = group[0].pattern.to_regexp(), group[0].name
+            else:
+                pattern, name = "|".join(f"(?P<{t.name}>{t.pattern.to_regexp()})" for t in group), None
+            key = (pattern, self.g_regex_flags)
+            with _shared_lock:
+                if key not in _shared_patterns:
+                    _shared_patterns[key] = self.re_.compile(pattern, self.g_regex_flags)
+                compiled.append((_shared_patterns[key], name))
+        return compiled
+
+    def match(self, text: Any, pos: int) -> tuple[str, str] | None:
+        for pattern, name in self._mres:
+            found = pattern.match(text.text, pos, text.end)
+            if found:
+                return found.group(0), name or found.lastgroup
+        return None
+
+    def fullmatch(self, text: str) -> str | None:
+        for pattern, name in self._mres:
+            found = pattern.fullmatch(text)
+            if found:
+                return str(name or found.lastgroup)
+        return None
+
+
+class _SharedScannerLexer(BasicLexer):
+    def _build_scanner(self) -> Scanner:
+        # lark's BasicLexer._build_scanner, with our Scanner (the grammar sets no callbacks)
+        terminals, self.callback = _create_unless(self.terminals, self.g_regex_flags, self.re, self.use_bytes)  # type: ignore[no-untyped-call]
+        return _SharedScanner(terminals, self.g_regex_flags, self.re, self.use_bytes)  # type: ignore[no-untyped-call]
+
+
 class CriterionParser:
     """A thread-safe LALR parser for one criterion (lark parsers keep per-parse state)."""
 
@@ -135,6 +196,9 @@ class CriterionParser:
         if parser is None:
             parser = Lark(self._grammar, parser="lalr", lexer="contextual", propagate_positions=False,
                           maybe_placeholders=False)
+            contextual = parser.parser.lexer
+            for lexer in (*contextual.lexers.values(), contextual.root_lexer):
+                lexer.__class__ = _SharedScannerLexer
             self._local.parser = parser
         return parser
 
