@@ -121,6 +121,8 @@ def compile_trial(text: str, *, trial_id: str | None = None, condition: str | No
     if condition is not None and condition not in vocabulary():
         raise InputError(f"unknown condition {condition!r}: not in rules/vocabulary.yaml", source=source)
     items = split_items(text, source=source)
+    if not items:  # a trial of no criteria would screen every patient "eligible"
+        raise CriteriaTextError("headings but no criteria under them", source=source)
     criteria = [
         _criterion(f"{'I' if item.kind == 'inclusion' else 'E'}{item.number}", item.kind, item.text, condition)
         for item in items
@@ -170,9 +172,21 @@ def _structured_criteria(module: dict[str, Any], source: str) -> list[Criterion]
     return criteria
 
 
-def _trial_condition(record: dict[str, Any]) -> str | None:
+def _field(mapping: dict[str, Any], key: str, kind: type, path: str, source: str, default: Any = None) -> Any:
+    """A record field of the expected JSON type (absent: ``default``), or RuleFileError at its path."""
+    value = mapping.get(key, default)
+    if value is not None and not isinstance(value, kind):
+        raise RuleFileError(f"{key} is not {_JSON_KIND[kind]}", source=source, path=f"{path}.{key}")
+    return value
+
+
+_JSON_KIND = {dict: "an object", list: "a list", str: "text", bool: "true or false"}
+
+
+def _trial_condition(protocol: dict[str, Any], source: str) -> str | None:
     """The first registry condition the vocabulary knows as a condition ("the disease")."""
-    names = record.get("protocolSection", {}).get("conditionsModule", {}).get("conditions", []) or []
+    module = _field(protocol, "conditionsModule", dict, "$.protocolSection", source, {})
+    names = _field(module, "conditions", list, "$.protocolSection.conditionsModule", source, [])
     vocab = vocabulary()
     for name in names:
         variable = vocab.by_name(str(name))
@@ -189,9 +203,12 @@ def compile_registry_record(record: dict[str, Any], source: str = "<record>") ->
     module = protocol.get("eligibilityModule")
     if not isinstance(module, dict):
         raise RuleFileError("the record has no eligibilityModule", source=source, path="$.protocolSection")
-    identification = protocol.get("identificationModule", {})
-    text = module.get("eligibilityCriteria") or ""
-    condition = _trial_condition(record)
+    identification = _field(protocol, "identificationModule", dict, "$.protocolSection", source, {})
+    where = "$.protocolSection.identificationModule"
+    nct_id = _field(identification, "nctId", str, where, source) or "unnamed"
+    title = _field(identification, "briefTitle", str, where, source)
+    text = _field(module, "eligibilityCriteria", str, "$.protocolSection.eligibilityModule", source) or ""
+    condition = _trial_condition(protocol, source)
     structured = _structured_criteria(module, source)
     try:
         compiled = compile_trial(text, condition=condition, source=source).criteria if text.strip() else ()
@@ -199,8 +216,8 @@ def compile_registry_record(record: dict[str, Any], source: str = "<record>") ->
         raise RuleFileError(f"eligibilityCriteria: {error.message}", source=source,
                             path="$.protocolSection.eligibilityModule.eligibilityCriteria") from None
     healthy = module.get("healthyVolunteers")
-    return Trial(trial=identification.get("nctId") or "unnamed", title=identification.get("briefTitle"),
-                 condition=condition, healthy_volunteers=healthy if isinstance(healthy, bool) else None,
+    return Trial(trial=nct_id, title=title, condition=condition,
+                 healthy_volunteers=healthy if isinstance(healthy, bool) else None,
                  source=source, criteria=(*structured, *compiled))
 
 

@@ -9,6 +9,7 @@ criterion is then kept as text for review, never compiled to a guess.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal, cast
 
@@ -95,6 +96,17 @@ _TIME_UNITS: dict[str, TimeUnit] = {"d": "day", "w": "week", "m": "month", "y": 
 _MEDICATION_PLACEHOLDER = ""  # a duration whose medication is named elsewhere in the sentence
 
 
+_DAYS_IN = {"day": 1, "week": 7, "month": 31, "year": 366}
+MAX_PERIOD_DAYS = 200 * 366
+"""Longer windows and durations are not read: no calendar can apply them to a date."""
+
+
+def _sane_period(amount: float, unit: TimeUnit) -> Period:
+    if amount * _DAYS_IN[unit] > MAX_PERIOD_DAYS:
+        raise CompileProblem(f"{amount:g} {unit}s is longer than any window a criterion means")
+    return Period(amount=amount, unit=unit)
+
+
 def _time_unit(text: str) -> TimeUnit:
     word = text.strip().lower()
     if word.startswith("mo"):
@@ -116,7 +128,10 @@ class PredicateBuilder(Transformer[Token, PredicateNode]):
         if token.type == "ROMAN":
             return RomanNumeral(str(token))
         text = str(token).lower()
-        return float(_NUMBER_WORDS[text]) if text in _NUMBER_WORDS else float(text.replace(",", ""))
+        value = float(_NUMBER_WORDS[text]) if text in _NUMBER_WORDS else float(text.replace(",", ""))
+        if not math.isfinite(value):
+            raise CompileProblem(f"{token!s} is too large to be a threshold")
+        return value
 
     def quantity(self, value: float, unit: Token | None = None) -> Quantity:
         if unit is None:
@@ -144,7 +159,7 @@ class PredicateBuilder(Transformer[Token, PredicateNode]):
 
     def period(self, *parts: float | Token) -> Period:
         amount = parts[0] if len(parts) == 2 else 1.0
-        return Period(amount=cast(float, amount), unit=_time_unit(str(parts[-1])))
+        return _sane_period(cast(float, amount), _time_unit(str(parts[-1])))
 
     def window(self, _within: Token, period: Period) -> Period:
         return period
@@ -426,7 +441,7 @@ class PredicateBuilder(Transformer[Token, PredicateNode]):
     def _period(self, quantity: Quantity) -> Period:
         if quantity.unit_type != "TIME_UNIT" or quantity.unit is None:
             raise CompileProblem("a duration needs a time unit (days, weeks, months, years)")
-        return Period(amount=quantity.value, unit=_time_unit(quantity.unit))
+        return _sane_period(quantity.value, _time_unit(quantity.unit))
 
     def _fill_medication(self, predicate: PredicateNode, medication: Variable) -> PredicateNode:
         if isinstance(predicate, Duration) and predicate.variable == _MEDICATION_PLACEHOLDER:
