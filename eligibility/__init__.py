@@ -21,6 +21,7 @@ from .errors import (
     RuleFileError,
     VocabularyError,
 )
+from .fhir import patient_from_fhir
 from .items import Item, split_items
 from .patient import Code, Condition, Medication, Observation, Patient, Procedure, ReferenceRange, load_patient
 from .predicates import (
@@ -84,6 +85,7 @@ __all__ = [
     "compile_trial",
     "load_patient",
     "load_trial",
+    "patient_from_fhir",
     "predicate_schema",
     "render_table",
     "screen",

@@ -1,13 +1,15 @@
 """The ``eligibility`` command (contract sections 3 and 4).
 
 Exit codes: 0 when the command ran (whatever the verdicts), 2 for bad input or usage,
-with a one-line message naming the file and the problem; never a traceback.
+with a one-line message naming the file and the problem; 1, also with one line, for a bug
+of the engine itself; never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -85,15 +87,31 @@ def _compile(args: argparse.Namespace) -> int:
     return 0
 
 
+def _one_line(message: str) -> str:
+    """A message on one line: control characters (a newline in a file name) written as escapes."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in message)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if hasattr(sys.stdout, "reconfigure"):  # a terminal that cannot show "≥" gets "\u2265", not a crash
+        sys.stdout.reconfigure(errors="backslashreplace")
     try:
         return _screen(args) if args.command == "screen" else _compile(args)
     except EligibilityError as error:
-        print(f"eligibility: error: {error}", file=sys.stderr)
+        print(f"eligibility: error: {_one_line(str(error))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `eligibility compile ... | head`: the reader left; not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as error:  # a bug: one line, not a traceback (ELIGIBILITY_DEBUG=1 shows it)
+        if os.environ.get("ELIGIBILITY_DEBUG"):
+            raise
+        print(f"eligibility: internal error (please report, with the input): {type(error).__name__}: "
+              f"{_one_line(str(error))[:300]}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ def _is_rule_file(text: str) -> bool:
 
 
 # "..., except curatively treated skin cancer", "(other than basal cell carcinoma)"
-_EXCEPTION = re.compile(r"[\s,;(]*\b(?:except(?:\s+for)?|excluding|other\s+than|with\s+the\s+exception\s+of|unless)\b(.*)$",
+_EXCEPTION = re.compile(r"\b(?:except(?:\s+for)?|excluding|other\s+than|with\s+the\s+exception\s+of|unless)\b(.*)$",
                         re.IGNORECASE | re.DOTALL)
 # Words before the parenthesis that would turn its meaning around or carve out of it
 _NEGATED = re.compile(r"(?<![\w])(no|not|non|without|absence|absent|free|never|except|unless|other than|excluding)(?![\w])", re.IGNORECASE)
@@ -51,15 +51,19 @@ _REGISTRY_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(year|month|week|day)s?\s*$",
 def compile_criterion(text: str, kind: CriterionKind, condition: str | None = None) -> tuple[PredicateNode | None, str | None]:
     """The predicate one criterion's text means, or None and a note on what stopped it."""
     # lark is imported here, not at module level: screening a rule file never needs it
-    from .grammar import SyntaxProblem, parse_criterion
+    from .grammar import MAX_CRITERION_LENGTH, SyntaxProblem, parse_criterion
     from .transform import CompileContext, CompileProblem, build_predicate
 
     context = CompileContext(kind, condition)
+    if len(text) > MAX_CRITERION_LENGTH:
+        return None, f"not compiled: longer than {MAX_CRITERION_LENGTH} characters: not parsed"
     text = _LEADING_MARKER.sub("", text, count=1)
     exception = _EXCEPTION.search(text)
-    if exception is not None and exception.start() > 0:
-        head, tail = text[: exception.start()], exception.group(1)
-        if "(" in text[exception.start(): exception.start(1)] and ")" in tail:
+    if exception is not None:
+        before = text[: exception.start()]
+        head, tail = before.rstrip(" \t\r\n,;("), exception.group(1)  # "..., except", "(other than"
+    if exception is not None and head:
+        if "(" in before[len(head):] and ")" in tail:
             # "(excluding placement of vascular access) within 4 weeks": the exception ends at
             # its bracket and what follows belongs to the head
             tail, after = tail.split(")", 1)

@@ -1,22 +1,30 @@
 """Predicates x patient facts -> three-valued outcomes, with reasons and evidence.
 
-Each predicate is turned once into a small closure (``plan``) holding its precomputed
-strings and comparison function; screening a patient then only compares floats and dates.
+Each predicate is planned once per trial into a small closure holding everything that does
+not depend on the patient: labels, thresholds, comparison functions, the fixed parts of its
+reasons. Screening a patient then only compares floats and dates and joins strings.
 Missing or unusable data gives ``None`` (unknown), which flows through all/any/not by
 Kleene's logic: it never becomes a pass.
+
+The closures return a plain tuple ``Result = (truth, reason, evidence, missing)`` with
+tuples inside: a screening makes dozens of them, and a tuple costs a fraction of an object.
+``Planner.plan`` wraps a predicate's result in an ``Outcome`` for callers outside the report.
+Evidence dicts are made afresh for every screening; only immutable text is shared.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import operator
-from collections.abc import Callable
+import typing
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
-from .facts import Event, Facts, Finding, Measurement
+from .facts import Facts, iso_date
+from .patient import Patient
 from .predicates import (
-    OPERATOR_SYMBOLS,
     All,
     AnyOf,
     Category,
@@ -34,14 +42,33 @@ from .predicates import (
 from .vocabulary import Vocabulary, name_key, vocabulary
 
 Truth = bool | None
+Evidence = dict[str, Any]
+Result = tuple[Truth, str, tuple[Evidence, ...], tuple[str, ...]]
+"""(truth, reason, evidence, missing); ``missing`` is empty unless the truth is unknown."""
+Window = tuple[float, str]
+"""A recency window as (amount, time unit): the key of its start date within a screening."""
+
+SEXES: tuple[str, ...] = typing.get_args(Patient.model_fields["sex"].annotation)
 
 
-@dataclass(frozen=True, slots=True)
 class Screening:
-    """What one screening run knows besides the record."""
+    """What one screening run knows besides the record, and what its criteria share: the date
+    in ISO form and the first day of each recency window ("30 days" recurs across criteria)."""
 
-    as_of: dt.date
-    closed_world: bool = False
+    __slots__ = ("as_of", "closed_world", "as_of_text", "_starts")
+
+    def __init__(self, as_of: dt.date, closed_world: bool = False) -> None:
+        self.as_of = as_of
+        self.closed_world = closed_world
+        self.as_of_text: str = iso_date(as_of)  # type: ignore[assignment]  # a date has one
+        self._starts: dict[Window, dt.date] = {}
+
+    def since(self, window: Window) -> dt.date:
+        """The first day of ``window`` ending on the screening date, worked out once per screening."""
+        start = self._starts.get(window)
+        if start is None:
+            start = self._starts[window] = _shift(self.as_of, -window[0], window[1])
+        return start
 
 
 @dataclass(slots=True)
@@ -50,12 +77,16 @@ class Outcome:
 
     truth: Truth
     reason: str
-    evidence: list[dict[str, Any]] = field(default_factory=list)
+    evidence: list[Evidence] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
 
 
-Evaluator = Callable[[Facts, Screening], Outcome]
+Evaluator = Callable[[Facts, Screening], Result]
 
+# ``partial(_FLIPPED[op], threshold)(value)`` is ``value op threshold``, without a Python frame.
+_FLIPPED: dict[str, Callable[[float, float], bool]] = {
+    "lt": operator.gt, "le": operator.ge, "gt": operator.lt, "ge": operator.le, "eq": operator.eq,
+}
 _COMPARE: dict[str, Callable[[float, float], bool]] = {
     "lt": operator.lt, "le": operator.le, "gt": operator.gt, "ge": operator.ge, "eq": operator.eq,
 }
@@ -64,18 +95,28 @@ _WORDS = {"lt": "below", "le": "at most", "gt": "above", "ge": "at least", "eq":
 
 def add_period(day: dt.date, period: Period, sign: int = 1) -> dt.date:
     """A calendar date ``period`` after (or before, sign=-1) ``day``; month ends clamp."""
-    amount = period.amount * sign
-    if period.unit in ("day", "week"):
-        return day + dt.timedelta(days=amount * (7 if period.unit == "week" else 1))
-    months = amount * (12 if period.unit == "year" else 1)
+    return _shift(day, period.amount * sign, period.unit)
+
+
+def _shift(day: dt.date, amount: float, unit: str) -> dt.date:
+    if unit in ("day", "week"):
+        return day + dt.timedelta(days=amount * (7 if unit == "week" else 1))
+    months = amount * (12 if unit == "year" else 1)
     whole = int(months)
     month_index = day.year * 12 + day.month - 1 + whole
     year, month = divmod(month_index, 12)
     month += 1
-    last_day = (dt.date(year + (month == 12), month % 12 + 1, 1) - dt.timedelta(days=1)).day
-    moved = dt.date(year, month, min(day.day, last_day))
+    if day.day <= 28:  # every month has the day
+        moved = dt.date(year, month, day.day)
+    else:
+        last_day = (dt.date(year + (month == 12), month % 12 + 1, 1) - dt.timedelta(days=1)).day
+        moved = dt.date(year, month, min(day.day, last_day))
     fraction = months - whole
     return moved + dt.timedelta(days=round(fraction * 30.4375)) if fraction else moved
+
+
+def _window(period: Period | None) -> Window | None:
+    return None if period is None else (period.amount, period.unit)
 
 
 def completed(unit: str, birth: dt.date, on: dt.date) -> int:
@@ -92,8 +133,18 @@ def _fmt(value: float) -> str:
     return f"{value:g}"
 
 
+def _int_text(value: int) -> str:
+    """``_fmt`` of a whole number: ``str`` writes it the same below a million, in a fifth of the time."""
+    return str(value) if -1_000_000 < value < 1_000_000 else f"{value:g}"
+
+
 def _unit_text(unit: str) -> str:
     return {"point": "points", "1": "", "day": "days", "week": "weeks", "month": "months", "year": "years"}.get(unit, unit)
+
+
+def _verdict_tails(describe: str) -> tuple[str, str]:
+    """The end of a reason, indexed by the truth: (" is not <describe>", " is <describe>")."""
+    return f" is not {describe}", f" is {describe}"
 
 
 class Planner:
@@ -105,88 +156,83 @@ class Planner:
     def label(self, variable_id: str) -> str:
         return self.vocab[variable_id].label if variable_id in self.vocab else variable_id
 
-    def plan(self, predicate: PredicateNode) -> Evaluator:
+    def plan(self, predicate: PredicateNode) -> Callable[[Facts, Screening], Outcome]:
+        """The predicate as a function of (facts, screening) giving an ``Outcome``."""
+        evaluate = self.evaluator(predicate)
+
+        def outcome(facts: Facts, screening: Screening) -> Outcome:
+            truth, reason, evidence, missing = evaluate(facts, screening)
+            return Outcome(truth, reason, list(evidence), list(missing))
+
+        return outcome
+
+    def evaluator(self, predicate: PredicateNode) -> Evaluator:
+        """The predicate as a function of (facts, screening) giving a ``Result`` tuple."""
         method: Callable[[Any], Evaluator] = getattr(self, f"_plan_{predicate.type}")
         return method(predicate)
 
     # -- measured values -------------------------------------------------------------
-    def _latest(self, variable_id: str, within: Period | None) -> Callable[[Facts, Screening], tuple[Measurement | None, str | None]]:
-        label = self.label(variable_id)
-
-        def latest(facts: Facts, screening: Screening) -> tuple[Measurement | None, str | None]:
-            entries = facts.measurements.get(variable_id)
-            if not entries:
-                return None, f"no {label} on record"
-            usable = [m for m in entries if m.date is None or m.date <= screening.as_of]
-            if not usable:
-                return None, f"no {label} on or before {screening.as_of}"
-            if within is not None:
-                since = add_period(screening.as_of, within, -1)
-                recent = [m for m in usable if m.date is not None and m.date >= since]
-                if not recent:
-                    newest = usable[0].date
-                    return None, f"no {label} within {within} before {screening.as_of}" + (f" (latest {newest})" if newest else "")
-                usable = recent
-            first = usable[0]
-            same_day = [m for m in usable if m.date == first.date]
-            if len({m.value for m in same_day}) > 1:
-                return None, f"{label} has conflicting values on {first.date}"
-            return first, None
-
-        return latest
-
     def _measured(self, variable_id: str, unit: str, within: Period | None, test: Callable[[float], bool], describe: str) -> Evaluator:
-        label = self.label(variable_id)
-        latest = self._latest(variable_id, within)
-        relative = unit == "x ULN"
+        """The latest measurement on or before the screening date (within the window, if any)
+        against ``test``; in ``unit``, or as a multiple of the upper limit of normal."""
+        label, window, relative = self.label(variable_id), _window(within), unit == "x ULN"
+        missing, no_range = (label,), (f"{label} reference range",)
+        nothing: Result = (None, f"no {label} on record", (), missing)
+        too_old = f"no {label} within {within} before "
+        tails = _verdict_tails(describe)
+        unit_text = _unit_text(unit)
 
-        def evaluate(facts: Facts, screening: Screening) -> Outcome:
-            found, problem = latest(facts, screening)
-            if found is None:
-                return Outcome(None, problem or "", missing=[label])
-            evidence: dict[str, Any] = {"name": label, "value": found.recorded, "unit": found.recorded_unit,
-                                        "date": found.date.isoformat() if found.date else None, "threshold": describe}
-            recorded = f"{found.recorded}{' ' + found.recorded_unit if found.recorded_unit else ''}"
-            when = f" ({found.date})" if found.date else " (undated)"
-            if relative:
-                if found.uln_multiple is not None:
-                    value = found.uln_multiple
-                elif found.value is not None and found.uln_assumed:
-                    value = found.value / found.uln_assumed
-                    evidence["assumption"] = (f"upper limit of normal {_fmt(found.uln_assumed)} {self.vocab[variable_id].unit}"
-                                              " assumed (typical adult range, rules/vocabulary.yaml): the record gives no range")
-                else:
-                    return Outcome(None, f"{label} {recorded}{when}: no upper limit of normal to compare with",
-                                   [evidence], [f"{label} reference range"])
-                evidence["converted"] = {"value": round(value, 3), "unit": "x ULN"}
-                shown = f"{label} {recorded}{when} = {value:.2f} x ULN"
+        def evaluate(facts: Facts, screening: Screening) -> Result:
+            as_of = screening.as_of
+            for found in facts.measurements.get(variable_id, ()):  # newest first, undated last
+                if found.date is None or found.date <= as_of:
+                    break
             else:
-                if found.value is None:
-                    return Outcome(None, f"{label} {recorded}{when}: {found.problem}", [evidence], [label])
-                value = found.value
-                shown = f"{label} {recorded}{when}"
-                if found.recorded_unit is None or found.recorded != value:
+                return (None, f"no {label} on or before {screening.as_of_text}", (), missing) if variable_id in facts.measurements else nothing
+            if window is not None and (found.date is None or found.date < screening.since(window)):
+                latest = f" (latest {found.date_text})" if found.date_text else ""
+                return None, f"{too_old}{screening.as_of_text}{latest}", (), missing
+            if found.conflicting:
+                return None, f"{label} has conflicting values on {found.date_text}", (), missing
+            evidence: Evidence = {"name": label, "value": found.recorded, "unit": found.recorded_unit,
+                                  "date": found.date_text, "threshold": describe}
+            if relative:
+                uln = found.uln
+                if uln is None:
+                    return None, f"{label} {found.shown}: no upper limit of normal to compare with", (evidence,), no_range
+                if uln.assumption is not None:
+                    evidence["assumption"] = uln.assumption
+                evidence["converted"] = {"value": uln.rounded, "unit": "x ULN"}
+                holds = test(uln.ratio)
+                return holds, f"{label} {uln.shown}{tails[holds]}", (evidence,), ()
+            value = found.value
+            if value is None:
+                return None, f"{label} {found.shown}: {found.problem}", (evidence,), missing
+            if found.value_text is not None:  # the recorded value converted
+                evidence["converted"] = {"value": value, "unit": unit}
+                shown = f"{label} {found.shown} = {found.value_text} {unit_text}"
+            else:
+                if found.recorded_unit is None:
                     evidence["converted"] = {"value": value, "unit": unit}
-                    if found.recorded != value:
-                        shown += f" = {_fmt(value)} {_unit_text(unit)}"
-                if found.molar_mass:
-                    evidence["assumption"] = f"converted with molar mass {found.molar_mass:g} g/mol"
+                shown = f"{label} {found.shown}"
+            if found.conversion_note is not None:
+                evidence["assumption"] = found.conversion_note
             holds = test(value)
-            return Outcome(holds, f"{shown} is {'' if holds else 'not '}{describe}", [evidence])
+            return holds, shown + tails[holds], (evidence,), ()
 
         return evaluate
 
     def _plan_comparison(self, p: Comparison) -> Evaluator:
-        compare, threshold = _COMPARE[p.op], p.value
+        test = partial(_FLIPPED[p.op], p.value)
         describe = f"{_WORDS[p.op]} {_fmt(p.value)} {_unit_text(p.unit)}".rstrip()
         if p.variable == "age":
-            return self._age(p.unit, lambda age: compare(age, threshold), describe)
-        return self._measured(p.variable, p.unit, p.within, lambda v: compare(v, threshold), describe)
+            return self._age(p.unit, test, describe)
+        return self._measured(p.variable, p.unit, p.within, test, describe)
 
     def _plan_range(self, p: Range) -> Evaluator:
         low, high = p.low, p.high
-        low_ok = operator.ge if p.low_inclusive else operator.gt
-        high_ok = operator.le if p.high_inclusive else operator.lt
+        low_ok: Callable[[float, float], bool] = operator.ge if p.low_inclusive else operator.gt
+        high_ok: Callable[[float, float], bool] = operator.le if p.high_inclusive else operator.lt
         describe = f"within {_fmt(low)}-{_fmt(high)} {_unit_text(p.unit)}".rstrip()
 
         def test(v: float) -> bool:
@@ -197,79 +243,91 @@ class Planner:
         return self._measured(p.variable, p.unit, p.within, test, describe)
 
     def _age(self, unit: str, test: Callable[[float], bool], describe: str) -> Evaluator:
-        def evaluate(facts: Facts, screening: Screening) -> Outcome:
+        tails = tuple(f" {unit}s{tail}" for tail in _verdict_tails(describe))
+        no_birth_date: Result = (None, f"age in {unit}s needs a birth date", (), ("birth_date",))
+
+        def evaluate(facts: Facts, screening: Screening) -> Result:
             if facts.birth_date is not None:
                 if facts.birth_date > screening.as_of:
-                    return Outcome(None, f"birth date {facts.birth_date} is after the screening date", missing=["birth_date"])
-                age: float = completed(unit, facts.birth_date, screening.as_of)
-                evidence = {"name": "age", "value": age, "unit": unit, "date": screening.as_of.isoformat(),
-                            "birth_date": facts.birth_date.isoformat(), "threshold": describe}
+                    return None, f"birth date {facts.birth_date} is after the screening date", (), ("birth_date",)
+                age = completed(unit, facts.birth_date, screening.as_of)
+                evidence = {"name": "age", "value": age, "unit": unit, "date": screening.as_of_text,
+                            "birth_date": facts.birth_date_text, "threshold": describe}
             elif facts.age is not None and unit == "year":
                 age = int(facts.age)  # completed years, as from a birth date: 40.5 is 40
                 evidence = {"name": "age", "value": age, "unit": unit, "threshold": describe,
                             "assumption": "age as given in the record (no birth date)"}
             else:
-                return Outcome(None, f"age in {unit}s needs a birth date", missing=["birth_date"])
+                return no_birth_date
             holds = test(age)
-            return Outcome(holds, f"age {_fmt(age)} {unit}s is {'' if holds else 'not '}{describe}", [evidence])
+            return holds, f"age {_int_text(age)}{tails[holds]}", (evidence,), ()
 
         return evaluate
 
     def _plan_category(self, p: Category) -> Evaluator:
-        label, wanted, within = self.label(p.variable), frozenset(p.values), p.within
+        label, wanted, window, variable_id = self.label(p.variable), frozenset(p.values), _window(p.within), p.variable
         shown = " or ".join(p.values)
+        tails = _verdict_tails(shown)
+        missing = (label,)
+        nothing: Result = (None, f"no {label} on record", (), missing)
 
-        def evaluate(facts: Facts, screening: Screening) -> Outcome:
-            entries: list[Finding] = [f for f in facts.findings.get(p.variable, ()) if f.date is None or f.date <= screening.as_of]
-            if within is not None:
-                since = add_period(screening.as_of, within, -1)
-                entries = [f for f in entries if f.date is not None and f.date >= since]
-            if not entries:
-                return Outcome(None, f"no {label} on record", missing=[label])
-            latest = entries[0]
-            evidence = {"name": label, "value": latest.recorded, "date": latest.date.isoformat() if latest.date else None,
-                        "threshold": shown}
+        def evaluate(facts: Facts, screening: Screening) -> Result:
+            as_of = screening.as_of
+            for latest in facts.findings.get(variable_id, ()):  # newest first, undated last
+                if latest.date is None or latest.date <= as_of:
+                    break
+            else:
+                return nothing
+            if window is not None and (latest.date is None or latest.date < screening.since(window)):
+                return nothing
+            evidence = {"name": label, "value": latest.recorded, "date": latest.date_text, "threshold": shown}
             if latest.value is None:
-                return Outcome(None, f"{label} {latest.recorded!r} is not a known value", [evidence], [label])
+                return None, f"{label} {latest.recorded!r} is not a known value", (evidence,), missing
             holds = latest.value in wanted
-            return Outcome(holds, f"{label} {latest.value} ({latest.date}) is {'' if holds else 'not '}{shown}", [evidence])
+            return holds, f"{label} {latest.value} ({latest.date_text}){tails[holds]}", (evidence,), ()
 
         return evaluate
 
     def _plan_sex(self, p: Sex) -> Evaluator:
-        def evaluate(facts: Facts, screening: Screening) -> Outcome:
-            holds = facts.sex == p.sex
-            return Outcome(holds, f"sex {facts.sex} is {'' if holds else 'not '}{p.sex}",
-                           [{"name": "sex", "value": facts.sex}])
+        wanted = p.sex
+
+        def evaluate(facts: Facts, screening: Screening) -> Result:
+            holds = facts.sex == wanted
+            return (holds, f"sex {facts.sex} is {'' if holds else 'not '}{wanted}",
+                    ({"name": "sex", "value": facts.sex},), ())
 
         return evaluate
 
     # -- events ----------------------------------------------------------------------
     def _plan_presence(self, p: Presence) -> Evaluator:
         variable = self.vocab[p.variable] if p.variable in self.vocab else None
-        label = self.label(p.variable)
+        variable_id, label, current, window = p.variable, self.label(p.variable), p.current, _window(p.within)
+        label_key = name_key(label)
         applies_to = variable.applies_to if variable else None
         is_medication = variable is not None and variable.kind == "medication"
         when = " now" if p.current else (f" within {p.within}" if p.within else "")
+        no_record: Result = (None, f"no record of {label} (present or absent)", (), (label,))
+        absent, not_on_record = f"{label}: recorded as absent", f"{label}: not on record (closed world)"
+        undated, not_when = f"{label} on record without a date: cannot tell if{when}", f"{label} on record but not{when}"
+        no_dates = (f"{label} dates",)
 
-        def evaluate(facts: Facts, screening: Screening) -> Outcome:
+        def evaluate(facts: Facts, screening: Screening) -> Result:
             if applies_to is not None and facts.sex != applies_to:
-                return Outcome(False, f"{label} does not apply to a {facts.sex} patient",
-                               [{"name": "sex", "value": facts.sex}])
-            entries = facts.events.get(p.variable, [])
-            present = [e for e in entries if e.present and (e.start is None or e.start <= screening.as_of)]
+                return (False, f"{label} does not apply to a {facts.sex} patient",
+                        ({"name": "sex", "value": facts.sex},), ())
+            entries = facts.events.get(variable_id)
+            if not entries:
+                return (False, not_on_record, ({"name": label, "present": False},), ()) if screening.closed_world else no_record
+            if not entries[0].present:  # present entries come first: all are asserted absent
+                return False, absent, ({"name": label, "present": False},), ()
+            as_of = screening.as_of
+            present = [e for e in entries if e.present and (e.start is None or e.start <= as_of)]
             if not present:
-                if any(e.present for e in entries):
-                    return Outcome(False, f"{label} only on record after {screening.as_of}",
-                                   [{"name": label, "present": False}])
-                if entries or screening.closed_world:
-                    why = "recorded as absent" if entries else "not on record (closed world)"
-                    return Outcome(False, f"{label}: {why}", [{"name": label, "present": False}])
-                return Outcome(None, f"no record of {label} (present or absent)", missing=[label])
-            since = add_period(screening.as_of, p.within, -1) if p.within else None
+                return False, f"{label} only on record after {screening.as_of_text}", ({"name": label, "present": False},), ()
+            since = screening.since(window) if window is not None else None
             undecided = None
             for event in present:
-                if p.current and event.end is not None and event.end < screening.as_of:
+                if current and event.end is not None and event.end < as_of:
                     continue
                 if since is not None:
                     began = event.start or event.diagnosed
@@ -277,91 +335,162 @@ class Planner:
                         ongoing = event.end is None and (is_medication or began is None)
                         if not ongoing:
                             if event.end is None:  # began before the window, no end date
-                                undecided = f"{label} since {began}, no end date: cannot tell if{when}"
+                                undecided = f"{label} since {event.start_text or event.diagnosed_text}, no end date: cannot tell if{when}"
                             continue
                         if began is None:
-                            undecided = f"{label} on record without a date: cannot tell if{when}"
+                            undecided = undated
                             continue
-                dates = {k: v.isoformat() for k, v in (("start", event.start), ("end", event.end)) if v}
-                as_recorded = f" as {event.recorded!r}" if event.recorded and name_key(event.recorded) != name_key(label) else ""
-                return Outcome(True, f"{label} on record{as_recorded}{when}" + (f" (since {event.start})" if event.start else ""),
-                               [{"name": label, "recorded": event.recorded, "present": True, **dates}])
+                evidence: Evidence = {"name": label, "recorded": event.recorded, "present": True}
+                if event.start_text:
+                    evidence["start"] = event.start_text
+                if event.end_text:
+                    evidence["end"] = event.end_text
+                as_recorded = f" as {event.recorded_quoted}" if event.recorded and event.recorded_key != label_key else ""
+                since_text = f" (since {event.start_text})" if event.start_text else ""
+                return True, f"{label} on record{as_recorded}{when}{since_text}", (evidence,), ()
             if undecided is not None:
-                return Outcome(None, undecided, [{"name": label, "present": True}], [f"{label} dates"])
-            return Outcome(False, f"{label} on record but not{when}", [{"name": label, "present": True}])
+                return None, undecided, ({"name": label, "present": True},), no_dates
+            return False, not_when, ({"name": label, "present": True},), ()
 
         return evaluate
 
     def _plan_duration(self, p: Duration) -> Evaluator:
-        label, compare, period = self.label(p.variable), _COMPARE[p.op], p.period
+        variable_id, label, compare, period = p.variable, self.label(p.variable), _COMPARE[p.op], p.period
         describe = f"{_WORDS[p.op]} {period}"
+        tails = (f"not {describe}", describe)
         anchor_name = {"onset": "onset", "diagnosed": "diagnosis", "start": "start"}[p.since]
+        by_diagnosis, by_start = p.since == "diagnosed", p.since == "start"
+        no_record: Result = (None, f"no {label} on record", (), (label,))
+        no_anchor: Result = (None, f"{label} has no {anchor_name} date", (), (f"{label} {anchor_name} date",))
 
-        def evaluate(facts: Facts, screening: Screening) -> Outcome:
-            entries = [e for e in facts.events.get(p.variable, []) if e.present]
-            if not entries:
-                if facts.events.get(p.variable) and p.since == "start":
-                    return Outcome(False, f"not on {label}", [{"name": label, "present": False}])
-                return Outcome(None, f"no {label} on record", missing=[label])
-            event = entries[0]
-            anchor = event.diagnosed if p.since == "diagnosed" else event.start
+        def evaluate(facts: Facts, screening: Screening) -> Result:
+            entries = facts.events.get(variable_id)
+            if entries is None:
+                return no_record
+            event = entries[0]  # the newest present entry, if any: they come first
+            if not event.present:
+                return (False, f"not on {label}", ({"name": label, "present": False},), ()) if by_start else no_record
+            anchor, anchor_text = (event.diagnosed, event.diagnosed_text) if by_diagnosis else (event.start, event.start_text)
             if anchor is None:
-                return Outcome(None, f"{label} has no {anchor_name} date", missing=[f"{label} {anchor_name} date"])
-            if p.since == "start" and event.end is not None and event.end < screening.as_of:
-                return Outcome(False, f"{label} stopped {event.end}", [{"name": label, "start": anchor.isoformat(), "end": event.end.isoformat()}])
-            if anchor > screening.as_of:
-                return Outcome(None, f"{label} {anchor_name} {anchor} is after the screening date", missing=[label])
-            elapsed_days = (screening.as_of - anchor).days
+                return no_anchor
+            as_of = screening.as_of
+            if by_start and event.end is not None and event.end < as_of:
+                return (False, f"{label} stopped {event.end_text}",
+                        ({"name": label, "start": anchor_text, "end": event.end_text},), ())
+            if anchor > as_of:
+                return None, f"{label} {anchor_name} {anchor_text} is after the screening date", (), (label,)
+            elapsed_days = (as_of - anchor).days
             # compare the screening date with the anchor moved by the period, in calendar terms
-            boundary = add_period(anchor, period)
-            holds = compare(screening.as_of.toordinal(), boundary.toordinal())
-            return Outcome(holds, f"{label} {anchor_name} {anchor}, {elapsed_days} days before {screening.as_of}: "
-                                  f"{'' if holds else 'not '}{describe}",
-                           [{"name": label, anchor_name: anchor.isoformat(), "elapsed_days": elapsed_days, "threshold": describe}])
+            holds = compare(as_of.toordinal(), add_period(anchor, period).toordinal())
+            return (holds, f"{label} {anchor_name} {anchor_text}, {elapsed_days} days before {screening.as_of_text}: {tails[holds]}",
+                    ({"name": label, anchor_name: anchor_text, "elapsed_days": elapsed_days, "threshold": describe},), ())
 
         return evaluate
 
     # -- structure ---------------------------------------------------------------------
     def _plan_manual(self, p: Manual) -> Evaluator:
-        outcome_reason = f"needs manual review: {p.text}"
+        result: Result = (None, f"needs manual review: {p.text}", (), ("manual review",))
 
-        def evaluate(facts: Facts, screening: Screening) -> Outcome:
-            return Outcome(None, outcome_reason, missing=["manual review"])
+        def evaluate(facts: Facts, screening: Screening) -> Result:
+            return result
 
         return evaluate
 
     def _plan_not(self, p: Not) -> Evaluator:
-        inner = self.plan(p.item)
+        return _negated(self.evaluator(p.item))
 
-        def evaluate(facts: Facts, screening: Screening) -> Outcome:
-            result = inner(facts, screening)
-            truth = None if result.truth is None else not result.truth
-            return Outcome(truth, result.reason, result.evidence, result.missing)
+    def _plan_all(self, p: All) -> Evaluator:
+        return self._sexes_only(p.items, decisive=False) or _kleene([self.evaluator(item) for item in p.items], decisive=False)
+
+    def _plan_any(self, p: AnyOf) -> Evaluator:
+        return self._sexes_only(p.items, decisive=True) or _kleene([self.evaluator(item) for item in p.items], decisive=True)
+
+    def _plan_implies(self, p: Implies) -> Evaluator:
+        return _kleene([_negated(self.evaluator(p.condition)), self.evaluator(p.then)], decisive=True)
+
+    def _sexes_only(self, items: Sequence[PredicateNode], decisive: bool) -> Evaluator | None:
+        """all/any of sexes only (a registry's "Sex: ALL") decided now for each sex a record
+        can give; each screening copies the evidence. None when another kind of predicate is
+        among the items."""
+        if not items or not all(isinstance(item, Sex) for item in items):
+            return None
+        combined = _kleene([self.evaluator(item) for item in items], decisive)
+        decided = {sex: combined(Facts("", sex, None, None), Screening(dt.date.min)) for sex in SEXES}
+
+        def evaluate(facts: Facts, screening: Screening) -> Result:
+            found = decided.get(facts.sex)
+            if found is None:  # facts not made from a validated record
+                return combined(facts, screening)
+            truth, reason, evidence, missing = found
+            return truth, reason, tuple([dict(item) for item in evidence]), missing
 
         return evaluate
 
-    def _plan_all(self, p: All) -> Evaluator:
-        return _kleene([self.plan(item) for item in p.items], decisive=False)
 
-    def _plan_any(self, p: AnyOf) -> Evaluator:
-        return _kleene([self.plan(item) for item in p.items], decisive=True)
+def _negated(inner: Evaluator) -> Evaluator:
+    def evaluate(facts: Facts, screening: Screening) -> Result:
+        truth, reason, evidence, missing = inner(facts, screening)
+        return None if truth is None else not truth, reason, evidence, missing
 
-    def _plan_implies(self, p: Implies) -> Evaluator:
-        return _kleene([self._plan_not(Not(item=p.condition)), self.plan(p.then)], decisive=True)
+    return evaluate
 
 
 def _kleene(parts: list[Evaluator], decisive: bool) -> Evaluator:
-    """all (decisive=False: one False decides) or any (decisive=True: one True decides)."""
+    """all (decisive=False: one False decides) or any (decisive=True: one True decides).
 
-    def evaluate(facts: Facts, screening: Screening) -> Outcome:
+    Every part is evaluated: a decided result names all the parts that decide it, an unknown
+    one all the unknown parts and what each is missing. Two parts, the commonest case (a
+    condition and its manual part, "for subjects under X, ..."), are combined without lists.
+    """
+    if len(parts) == 2:
+        return _kleene_pair(parts[0], parts[1], decisive)
+
+    def evaluate(facts: Facts, screening: Screening) -> Result:
         results = [part(facts, screening) for part in parts]
-        deciding = [r for r in results if r.truth is decisive]
+        deciding: list[Result] = []
+        unknown: list[Result] = []
+        evidence: tuple[Evidence, ...] = ()
+        for r in results:  # one pass; for a few short tuples, += beats itertools.chain
+            if r[0] is decisive:
+                deciding.append(r)
+            elif r[0] is None:
+                unknown.append(r)
+            evidence += r[2]
         if deciding:
-            return Outcome(decisive, "; ".join(r.reason for r in deciding), [e for r in deciding for e in r.evidence])
-        unknown = [r for r in results if r.truth is None]
-        if unknown:
-            missing = list(dict.fromkeys(m for r in unknown for m in r.missing))
-            return Outcome(None, "; ".join(r.reason for r in unknown), [e for r in results for e in r.evidence], missing)
-        return Outcome(not decisive, "; ".join(r.reason for r in results), [e for r in results for e in r.evidence])
+            if len(deciding) == 1:
+                return deciding[0]
+            evidence = ()
+            for r in deciding:
+                evidence += r[2]
+            return decisive, "; ".join([r[1] for r in deciding]), evidence, ()
+        if not unknown:
+            return not decisive, "; ".join([r[1] for r in results]), evidence, ()
+        if len(unknown) == 1:
+            return None, unknown[0][1], evidence, unknown[0][3]
+        missing: tuple[str, ...] = ()
+        for r in unknown:
+            missing += r[3]
+        return None, "; ".join([r[1] for r in unknown]), evidence, tuple(dict.fromkeys(missing))
+
+    return evaluate
+
+
+def _kleene_pair(first: Evaluator, second: Evaluator, decisive: bool) -> Evaluator:
+    """``_kleene`` of two parts, case by case."""
+
+    def evaluate(facts: Facts, screening: Screening) -> Result:
+        a = first(facts, screening)
+        b = second(facts, screening)
+        if a[0] is decisive:
+            return (decisive, f"{a[1]}; {b[1]}", a[2] + b[2], ()) if b[0] is decisive else a
+        if b[0] is decisive:
+            return b
+        if a[0] is None:
+            if b[0] is None:
+                return None, f"{a[1]}; {b[1]}", a[2] + b[2], tuple(dict.fromkeys(a[3] + b[3]))
+            return None, a[1], a[2] + b[2], a[3]
+        if b[0] is None:
+            return None, b[1], a[2] + b[2], b[3]
+        return not decisive, f"{a[1]}; {b[1]}", a[2] + b[2], ()
 
     return evaluate

@@ -7,12 +7,13 @@ excluding condition being present is a fail), and the overall result follows fro
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-from .evaluate import Evaluator, Planner, Screening
-from .facts import facts_of
+from .evaluate import Evaluator, Planner, Result, Screening, Truth
+from .facts import Facts, facts_of
 from .patient import Patient
 from .trial import Criterion, Trial
 
@@ -58,40 +59,85 @@ def overall_of(verdicts: list[str]) -> Overall:
     return "eligible" if all(v == "pass" for v in verdicts) else "needs_review"
 
 
+_Model = TypeVar("_Model", bound=BaseModel)
+_SET_DICT = BaseModel.__dict__["__dict__"].__set__  # the slots pydantic's own constructors fill
+_SET_FIELDS_SET = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_SET_EXTRA = BaseModel.__dict__["__pydantic_extra__"].__set__
+_SET_PRIVATE = BaseModel.__dict__["__pydantic_private__"].__set__
+
+
+def _trusted_constructor(model: type[_Model]) -> Callable[[dict[str, Any]], _Model]:
+    """``model.model_construct(**values)`` for values that name every field, in a fifth of the
+    time: a screening makes one model per criterion, and ``model_construct`` spends most of its
+    time matching aliases and defaults. The fields-set is shared: the models are frozen, and
+    pydantic copies the set before changing it (``model_copy``)."""
+    new, fields_set = model.__new__, set(model.model_fields)
+
+    def construct(values: dict[str, Any]) -> _Model:
+        instance = new(model)
+        _SET_DICT(instance, values)
+        _SET_FIELDS_SET(instance, fields_set)
+        _SET_EXTRA(instance, None)
+        _SET_PRIVATE(instance, None)
+        return instance
+
+    return construct
+
+
+_criterion_result = _trusted_constructor(CriterionResult)
+_report = _trusted_constructor(Report)
+
+_VERDICTS: dict[str, dict[Truth, Verdict]] = {
+    "inclusion": {True: "pass", False: "fail", None: "unknown"},
+    "exclusion": {True: "fail", False: "pass", None: "unknown"},  # the excluding condition holds: fail
+}
+
+
+def _kept_for_review(criterion: Criterion) -> Evaluator:
+    result: Result = (None, f"kept for manual review ({criterion.note or 'not compiled'})", (), ("manual review",))
+
+    def evaluate(facts: Facts, screening: Screening) -> Result:
+        return result
+
+    return evaluate
+
+
 class TrialScreener:
     """A trial with its predicates planned once, ready to screen many patients."""
 
     def __init__(self, trial: Trial, planner: Planner | None = None):
         planner = planner or Planner()
         self.trial = trial
-        self._plans: list[tuple[Criterion, Evaluator | None]] = [
-            (c, planner.plan(c.predicate) if c.predicate is not None else None) for c in trial.criteria
+        # per criterion: its evaluator (a constant for one kept as text), how a truth reads as
+        # a verdict, and its result's fields in order, the screening's own left as None
+        self._steps: list[tuple[Evaluator, dict[Truth, Verdict], dict[str, Any]]] = [
+            (planner.evaluator(c.predicate) if c.predicate is not None else _kept_for_review(c), _VERDICTS[c.kind],
+             {"id": c.id, "kind": c.kind, "text": c.text, "compiled": c.compiled,
+              "verdict": None, "reason": None, "evidence": None, "missing": None, "note": c.note})
+            for c in trial.criteria
         ]
 
     def screen(self, patient: Patient, as_of: dt.date | None = None, *, closed_world: bool = False) -> Report:
         screening = Screening(as_of or dt.date.today(), closed_world)
         facts = facts_of(patient)
         results = []
-        construct = CriterionResult.model_construct
-        for criterion, plan in self._plans:
-            if plan is None:
-                results.append(construct(id=criterion.id, kind=criterion.kind, text=criterion.text, compiled=False,
-                                         verdict="unknown", reason=f"kept for manual review ({criterion.note or 'not compiled'})",
-                                         evidence=[], missing=["manual review"], note=criterion.note))
-                continue
-            outcome = plan(facts, screening)
-            if outcome.truth is None:
-                verdict: Verdict = "unknown"
-            elif criterion.kind == "inclusion":
-                verdict = "pass" if outcome.truth else "fail"
-            else:
-                verdict = "fail" if outcome.truth else "pass"
-            results.append(construct(id=criterion.id, kind=criterion.kind, text=criterion.text, compiled=True,
-                                     verdict=verdict, reason=outcome.reason, evidence=outcome.evidence,
-                                     missing=outcome.missing if verdict == "unknown" else [], note=criterion.note))
-        return Report.model_construct(trial=self.trial.trial, patient=patient.id, as_of=screening.as_of,
-                                      overall=overall_of([r.verdict for r in results]),
-                                      healthy_volunteers=self.trial.healthy_volunteers, criteria=results)
+        failed = undecided = False
+        for evaluate, verdicts, fields in self._steps:
+            truth, reason, evidence, missing = evaluate(facts, screening)
+            verdict = verdicts[truth]
+            if verdict == "fail":
+                failed = True
+            elif verdict == "unknown":
+                undecided = True
+            values = fields.copy()
+            values["verdict"] = verdict
+            values["reason"] = reason
+            values["evidence"] = list(evidence)
+            values["missing"] = list(missing)
+            results.append(_criterion_result(values))
+        overall: Overall = "ineligible" if failed else "needs_review" if undecided else "eligible"
+        return _report({"trial": self.trial.trial, "patient": patient.id, "as_of": screening.as_of, "overall": overall,
+                        "healthy_volunteers": self.trial.healthy_volunteers, "criteria": results})
 
 
 def screen(trial: Trial, patient: Patient, as_of: dt.date | None = None, *, closed_world: bool = False) -> Report:

@@ -26,6 +26,11 @@ _KEY_REPLACEMENTS = str.maketrans({"µ": "u", "μ": "u", "²": "^2", "³": "^3",
 _WHITESPACE = re.compile(r"\s+")
 # Written units the table may not list but pint reads once spelled its way: 10^9 -> 10**9.
 _POWER = re.compile(r"\^")
+MAX_UNIT_LENGTH = 40
+"""A written unit longer than this is not read (the longest real ones, "mL/min/1.73 m2", are 15)."""
+# pint evaluates powers with Python integers: "10^10^10" or "9^99999999" would compute for ever.
+# A unit has one small exponent per factor.
+_UNSAFE_POWER = re.compile(r"\*\*\s*[-+(]*\s*\d{3,}|\*\*[^*/]*\*\*")
 
 
 def unit_key(written: str) -> str:
@@ -134,7 +139,7 @@ class UnitTable:
             if self._registry is None:
                 import pint
 
-                registry = pint.UnitRegistry(cache_folder=None)
+                registry: Any = pint.UnitRegistry(cache_folder=None)
                 for definition in self._definitions:
                     registry.define(definition)
                 self._registry = registry
@@ -158,9 +163,12 @@ class UnitTable:
         spelled = self._spellings.get(unit_key(written))
         if spelled is not None:
             return self.pint_info(spelled)
-        if not re.fullmatch(r"[A-Za-z0-9/^*.() µμ]+", written) or written.strip().isdigit():
+        if not re.fullmatch(r"[A-Za-z0-9/^*.() µμ]+", written) or written.strip().isdigit() or len(written) > MAX_UNIT_LENGTH:
             return None
-        return self.pint_info(_POWER.sub("**", written.strip()))
+        expression = _POWER.sub("**", written.strip())
+        if _UNSAFE_POWER.search(expression):
+            return None
+        return self.pint_info(expression)
 
     def build_table(self) -> dict[str, UnitInfo]:
         """Every spelling in rules/units.yaml resolved by pint (what unit_table.json holds)."""
