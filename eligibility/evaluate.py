@@ -93,6 +93,11 @@ _COMPARE: dict[str, Callable[[float, float], bool]] = {
 _WORDS = {"lt": "below", "le": "at most", "gt": "above", "ge": "at least", "eq": "equal to"}
 
 
+MAX_PLAUSIBLE_AGE = 125
+"""Years; an older age from a birth date is a data error, never compared (the record's own
+``age`` field is bounded when the record is validated)."""
+
+
 def add_period(day: dt.date, period: Period, sign: int = 1) -> dt.date:
     """A calendar date ``period`` after (or before, sign=-1) ``day``; month ends clamp."""
     return _shift(day, period.amount * sign, period.unit)
@@ -199,6 +204,8 @@ class Planner:
             if relative:
                 uln = found.uln
                 if uln is None:
+                    if found.problem is not None:  # implausible value, unusable range
+                        return None, f"{label} {found.shown}: {found.problem}", (evidence,), missing
                     return None, f"{label} {found.shown}: no upper limit of normal to compare with", (evidence,), no_range
                 if uln.assumption is not None:
                     evidence["assumption"] = uln.assumption
@@ -250,6 +257,9 @@ class Planner:
             if facts.birth_date is not None:
                 if facts.birth_date > screening.as_of:
                     return None, f"birth date {facts.birth_date} is after the screening date", (), ("birth_date",)
+                if completed("year", facts.birth_date, screening.as_of) > MAX_PLAUSIBLE_AGE:
+                    return (None, f"birth date {facts.birth_date} gives an age over {MAX_PLAUSIBLE_AGE} years: "
+                                  "not a plausible age", (), ("birth_date",))
                 age = completed(unit, facts.birth_date, screening.as_of)
                 evidence = {"name": "age", "value": age, "unit": unit, "date": screening.as_of_text,
                             "birth_date": facts.birth_date_text, "threshold": describe}

@@ -216,9 +216,14 @@ class FactsBuilder:
             number = recorded
             reading = self.reading(variable, written_unit)
         own_range = observation.reference_range
-        own_ratio = number / own_range.high if own_range is not None and own_range.high else None
         shown_unit = reading.shown_unit
         shown = _shown(recorded, shown_unit, when)
+        own_high = own_range.high if own_range is not None else None
+        if own_high is not None and own_high <= 0:  # a range the record gives but that cannot be used
+            return Measurement(date, iso, recorded, shown_unit, shown, None,
+                               problem=f"its reference range has an upper limit of {own_high:g}, not a usable upper limit of normal")
+        # a ratio to the record's own limit needs no unit, but never of a negative value
+        own_ratio = number / own_high if own_high is not None and number >= 0 else None
         if reading.problem is not None:
             return Measurement(date, iso, recorded, shown_unit, shown, None, problem=reading.problem,
                                uln=None if own_ratio is None else _uln(own_ratio, shown, None))
@@ -228,8 +233,7 @@ class FactsBuilder:
         bounds = variable.plausible
         if bounds is not None and ((bounds.low is not None and value < bounds.low) or (bounds.high is not None and value > bounds.high)):
             problem = f"{number:g} {written_unit or ''} is not a plausible {variable.label}".replace("  ", " ")
-            return Measurement(date, iso, recorded, shown_unit, shown, None, problem=problem,
-                               uln=None if own_ratio is None else _uln(own_ratio, shown, None))
+            return Measurement(date, iso, recorded, shown_unit, shown, None, problem=problem)  # no x ULN either
         typical_high = variable.reference_range.high if variable.reference_range else None
         if own_ratio is not None:
             uln: UlnRatio | None = _uln(own_ratio, shown, None)
