@@ -38,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
 
     screen = commands.add_parser("screen", help="screen a patient record against a trial")
     screen.add_argument("trial", help="criteria text (.txt), a ClinicalTrials.gov v2 record (.json) or a rule file")
-    screen.add_argument("patient", help="patient record (JSON)")
+    screen.add_argument("patient", help="patient record: the native JSON or a FHIR R4 Bundle")
     screen.add_argument("--as-of", type=_date, default=None, help="screening date (default: today)")
     screen.add_argument("--format", choices=("table", "json"), default="table")
     screen.add_argument("--closed-world", action="store_true",

@@ -112,7 +112,8 @@ def _terminals(vocab: Vocabulary) -> str:
     ]
     unit_keys += ["seconds", "second", "sec"]
     unit_regex = "|".join(_unit_pattern(k) for k in sorted(set(unit_keys), key=lambda k: (-len(k), k)))
-    boundary = r"(?<![\w])(?:{})(?![\w])"
+    # a name never ends inside a number: "HAMD 24.5" is HAMD and 24.5, not "HAMD 24" and .5
+    boundary = r"(?<![\w])(?:{})(?![\w]|[.,]\d)"
     terminals = {
         "VARIABLE.5": boundary.format(_alternation(names)),
         "CATEGORY_VALUE.6": boundary.format(_alternation(category_values)),
