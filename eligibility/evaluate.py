@@ -332,8 +332,12 @@ class Planner:
                 return False, absent, ({"name": label, "present": False},), ()
             as_of = screening.as_of
             present = [e for e in entries if e.present and (e.start is None or e.start <= as_of)]
-            if not present:
-                return False, f"{label} only on record after {screening.as_of_text}", ({"name": label, "present": False},), ()
+            if not present:  # entries dated after the screening date are ignored: as if not on record
+                if not entries[-1].present:
+                    return False, absent, ({"name": label, "present": False},), ()
+                if screening.closed_world:
+                    return False, not_on_record, ({"name": label, "present": False},), ()
+                return None, f"{label} only on record after {screening.as_of_text}: no record before it", (), (label,)
             since = screening.since(window) if window is not None else None
             undecided = None
             for event in present:

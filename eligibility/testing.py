@@ -648,9 +648,11 @@ class _Model:
 
     def classify(self, p: Presence, event: _Event) -> str:
         """What one entry makes of a presence: "Q" it qualifies (true), "U" undecided, "E" an entry that
-        does not qualify. Entries decide alone: any "Q" makes the presence true, else any "U" unknown."""
-        if not event.present or (event.start is not None and event.start < 0):
-            return "E"  # recorded absent, or only after the screening date
+        does not qualify, "L" one dated after the screening date (ignored). Entries decide alone: any "Q" makes the presence true, else any "U" unknown."""
+        if not event.present:
+            return "E"  # recorded absent
+        if event.start is not None and event.start < 0:
+            return "L"  # only after the screening date: ignored, as if not on record
         if p.current and event.end is not None and event.end > 0:
             return "E"  # ended before the screening date
         if p.within is not None:
@@ -674,7 +676,7 @@ class _Model:
     def _presence(self, p: Presence, states: Mapping[str, Any]) -> Truth:
         if self.sex_rules_out(p, states.get("sex")):
             return False
-        classes = {self.classify(p, e) for e in self.events(p.variable, states)}
+        classes = {self.classify(p, e) for e in self.events(p.variable, states)} - {"L"}
         if not classes:
             return None  # open world: nothing on record
         return True if "Q" in classes else None if "U" in classes else False
@@ -1113,7 +1115,8 @@ class _Search:
             found: set[str | None] = set()
             for state in self.domains[key]:
                 event = self.model.event_of(node.variable, key, state)
-                found.add(None if event is None else self.model.classify(node, event))
+                kind = None if event is None else self.model.classify(node, event)
+                found.add(None if kind == "L" else kind)  # an entry after the screening date adds nothing
             self.classes[signature] = frozenset(found)
         return self.classes[signature]
 
@@ -1130,8 +1133,9 @@ class _Search:
         for key in self.model.leaves[index].keys:
             if key != "sex" and key in self.assigned:
                 event = self.model.event_of(node.variable, key, self.assigned[key])
-                if event is not None:
-                    fixed.add(self.model.classify(node, event))
+                kind = None if event is None else self.model.classify(node, event)
+                if kind is not None and kind != "L":
+                    fixed.add(kind)
         options = [self.contributions(index, node, key) for key in open_keys if key != "sex"]
         if "Q" in fixed or any("Q" in option for option in options):
             found.add(True)

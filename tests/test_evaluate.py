@@ -294,6 +294,17 @@ def test_presence_closed_world_on_request() -> None:
     assert result("history of epilepsy", "exclusion", closed_world=True).verdict == "pass"
 
 
+def test_an_entry_dated_after_the_screening_date_is_ignored() -> None:
+    """Ignored means as if not on record: unknown in the open world, never a pass for an exclusion."""
+    later = [{"name": "epilepsy", "onset": "2026-03-01"}]
+    found = result("history of epilepsy", "exclusion", conditions=later)
+    assert found.verdict == "unknown" and found.missing == ["epilepsy"]
+    assert "after 2026-01-15" in found.reason
+    assert verdict("history of epilepsy", "inclusion", conditions=later) == "unknown"
+    assert verdict("history of epilepsy", "exclusion", conditions=[*later, {"name": "epilepsy", "present": False}]) == "pass"
+    assert verdict("history of epilepsy", "exclusion", closed_world=True, conditions=later) == "pass"
+
+
 def test_an_unrelated_entry_says_nothing_about_absence() -> None:
     assert verdict("history of epilepsy", "exclusion", conditions=[{"name": "hypertension"}]) == "unknown"
 
