@@ -26,6 +26,8 @@ _KEY_REPLACEMENTS = str.maketrans({"µ": "u", "μ": "u", "²": "^2", "³": "^3",
 _WHITESPACE = re.compile(r"\s+")
 # Written units the table may not list but pint reads once spelled its way: 10^9 -> 10**9.
 _POWER = re.compile(r"\^")
+# UCUM writes powers of ten as "10*6" (10^6), never as a product: "10*6/mL" is 10^6 per mL
+_UCUM_POWER_OF_TEN = re.compile(r"(?<![\d.*])10\*(?=[-+]?\d)")
 MAX_UNIT_LENGTH = 40
 """A written unit longer than this is not read (the longest real ones, "mL/min/1.73 m2", are 15)."""
 # pint evaluates powers with Python integers: "10^10^10" or "9^99999999" would compute for ever.
@@ -165,7 +167,7 @@ class UnitTable:
             return self.pint_info(spelled)
         if not re.fullmatch(r"[A-Za-z0-9/^*.() µμ]+", written) or written.strip().isdigit() or len(written) > MAX_UNIT_LENGTH:
             return None
-        expression = _POWER.sub("**", written.strip())
+        expression = _UCUM_POWER_OF_TEN.sub("10**", _POWER.sub("**", written.strip()))
         if _UNSAFE_POWER.search(expression):
             return None
         return self.pint_info(expression)

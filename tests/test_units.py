@@ -159,3 +159,9 @@ def test_significant_digits(value: float, digits: int) -> None:
                                                          (0.22000000000000003, 17, 0.22), (1.5000000000000002, 16, 1.5)])
 def test_round_significant_keeps_three_to_twelve_digits(value: float, digits: int, rounded: float) -> None:
     assert round_significant(value, digits) == rounded
+
+
+def test_an_unlisted_ucum_power_of_ten_is_a_power_not_a_product() -> None:
+    """UCUM's "10*6/mL" is 10^6 per mL; read as 10 x 6 it would be off by a factor of 16,000."""
+    assert units().convert(1.0, "10*6/mL", "10^9/L") == pytest.approx(1.0)
+    assert units().convert(1.0, "10*6/mL", "10^9/L") == units().convert(1.0, "10^6/mL", "10^9/L")
