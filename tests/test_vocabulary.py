@@ -146,3 +146,19 @@ def test_fvc_reads_a_bare_percent_as_percent_predicted() -> None:
 def test_a_score_without_a_unit_is_in_points() -> None:
     assert VOCAB["alsfrs_r"].record_unit(None) == "point"
     assert VOCAB["creatinine"].record_unit(None) is None
+
+
+@pytest.mark.parametrize(("broader", "narrower"), [("diabetes", "type_2_diabetes"), ("diabetes", "type_1_diabetes"), ("surgery", "major_surgery"),
+                                                   ("surgery", "cabg"), ("anticancer_therapy", "chemotherapy"),
+                                                   ("systemic_anticancer_therapy", "immune_checkpoint_inhibitor")])
+def test_a_narrower_concept_has_its_own_variable_under_the_broader_one(broader: str, narrower: str) -> None:
+    """"Type 2 diabetes" must not be satisfied by type 1, nor "surgery" only by a major one; a record of
+    the narrower one still counts for the broader."""
+    assert narrower in VOCAB.narrower[broader]
+    assert broader not in VOCAB.narrower[narrower]
+
+
+@pytest.mark.parametrize("name", ["troponin", "vas", "nrs", "acr", "pct", "estradiol", "cortisol", "insulin-dependent diabetes"])
+def test_ambiguous_names_are_not_synonyms(name: str) -> None:
+    """Names that mean two things in real criteria (troponin I or T, a VAS of pain or of itch) name no variable."""
+    assert VOCAB.by_name(name) is None
