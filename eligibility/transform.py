@@ -83,6 +83,16 @@ class Bound:
 
 
 @dataclass(frozen=True)
+class Span:
+    """Two bounds ("18-65", "> 3 to < 13 years"): inclusive unless a comparator says otherwise."""
+
+    low: Quantity
+    high: Quantity
+    low_inclusive: bool = True
+    high_inclusive: bool = True
+
+
+@dataclass(frozen=True)
 class Subject:
     variables: tuple[Variable, ...]
     joined_by_and: bool
@@ -108,7 +118,7 @@ def _sane_period(amount: float, unit: TimeUnit) -> Period:
 
 
 def _time_unit(text: str) -> TimeUnit:
-    word = text.strip().lower()
+    word = text.strip().lower().lstrip("-")  # "50-year-old"
     if word.startswith("mo"):
         return "month"
     return _TIME_UNITS[word[0]]
@@ -150,7 +160,8 @@ class PredicateBuilder(Transformer[Token, PredicateNode]):
         return variable
 
     def variable_list(self, *parts: Variable | Tree[Token]) -> Subject:
-        variables = tuple(p for p in parts if isinstance(p, Variable))
+        # "hemoglobin Hb < 12 g/dL": two names of one variable are that variable once
+        variables = tuple({p.id: p for p in parts if isinstance(p, Variable)}.values())
         separators = {cast(Token, t.children[0]).type for t in parts if isinstance(t, Tree)}
         return Subject(variables, joined_by_and=separators == {"AND"})
 
@@ -204,10 +215,10 @@ class PredicateBuilder(Transformer[Token, PredicateNode]):
         subject = next((p for p in parts if isinstance(p, Subject)), None) or self._implied_age(high)
         return self._range(subject, low, high, None)
 
-    def range(self, subject: Subject, *parts: tuple[Quantity, Quantity] | Token | Period) -> PredicateNode:
-        low, high = next(p for p in parts if isinstance(p, tuple))
+    def range(self, subject: Subject, *parts: Span | Token | Period) -> PredicateNode:
+        span = next(p for p in parts if isinstance(p, Span))
         window = next((p for p in parts if isinstance(p, Period)), None)
-        return self._range(subject, low, high, window)
+        return self._range(subject, span.low, span.high, window, span.low_inclusive, span.high_inclusive)
 
     def value_list(self, subject: Subject, *parts: float | Token) -> PredicateNode:
         """"ECOG 0, 1, or 2": a run of whole scores is a range; other lists are each value."""
@@ -244,15 +255,49 @@ class PredicateBuilder(Transformer[Token, PredicateNode]):
         return AnyOf(items=(All(items=(present, alternative)), All(items=(Not(item=present), clause)),
                             All(items=(alternative, clause))))
 
-    def range_unnamed(self, span: tuple[Quantity, Quantity]) -> PredicateNode:
-        low, high = span
-        return self._range(self._implied_age(high), low, high, None)
+    def range_unnamed(self, *parts: Token | Span) -> PredicateNode:
+        span = cast(Span, parts[-1])
+        return self._range(self._implied_age(span.high), span.low, span.high, None, span.low_inclusive, span.high_inclusive)
 
-    def span(self, low: float, _sep: Token, high: Quantity) -> tuple[Quantity, Quantity]:
-        return Quantity(low, high.unit, high.unit_type), high
+    def age_range(self, _open: Token, span: Span) -> PredicateNode:
+        """"Age (45 - 70 yr old)", "Age (20-50)": the word before the bracket names the age."""
+        return self._range(Subject((self.vocab["age"],), joined_by_and=False), span.low, span.high, None,
+                           span.low_inclusive, span.high_inclusive)
 
-    def span_both_units(self, low: float, unit: Token, _sep: Token, high: Quantity) -> tuple[Quantity, Quantity]:
-        return Quantity(low, str(unit), unit.type), high
+    def age_comparison(self, _open: Token, op: Operator, quantity: Quantity) -> PredicateNode:
+        """"Adult (age ≥ 18)"."""
+        return self._compare(Subject((self.vocab["age"],), joined_by_and=False), op, quantity, None)
+
+    def range_between_bounds(self, low: Quantity, low_op: Operator, subject: Subject, high_op: Operator,
+                             high: Quantity) -> PredicateNode:
+        """"20 < age < 75", "145 mmHg ≤ SBP ≤ 190 mmHg" (or written from the top down)."""
+        if low_op in ("gt", "ge") and high_op in ("gt", "ge"):
+            low, low_op, high, high_op = high, _FLIPPED[high_op], low, _FLIPPED[low_op]
+        if low_op not in ("lt", "le") or high_op not in ("lt", "le"):
+            raise CompileProblem("the two comparators do not bound a range")
+        if low.unit is None and high.unit is not None:
+            low = Quantity(low.value, high.unit, high.unit_type)
+        return self._range(subject, low, high, None, low_op == "le", high_op == "le")
+
+    def span(self, low: float, _sep: Token, high: Quantity) -> Span:
+        return Span(Quantity(low, high.unit, high.unit_type), high)
+
+    def span_both_units(self, low: float, unit: Token, _sep: Token, high: Quantity) -> Span:
+        return Span(Quantity(low, str(unit), unit.type), high)
+
+    def span_bounded(self, *parts: Operator | float | Token | Quantity) -> Span:
+        """"≥ 2 weeks to 4 months", "2 to < 12 years", "> 3 to < 13 years"."""
+        sep = next(i for i, p in enumerate(parts) if isinstance(p, Token) and p.type == "RANGE_SEP")
+        before, after = parts[:sep], parts[sep + 1:]
+        low_op = next((p for p in before if isinstance(p, str) and not isinstance(p, Token)), "ge")
+        high_op = next((p for p in after if isinstance(p, str) and not isinstance(p, Quantity)), "le")
+        if low_op not in ("ge", "gt") or high_op not in ("le", "lt"):
+            raise CompileProblem("the comparators in the range point the wrong way")
+        high = cast(Quantity, after[-1])
+        low_value = next(p for p in before if isinstance(p, float))
+        unit = next((p for p in before if isinstance(p, Token)), None)
+        low = Quantity(low_value, str(unit), unit.type) if unit is not None else Quantity(low_value, high.unit, high.unit_type)
+        return Span(low, high, low_op == "ge", high_op == "le")
 
     # -- categories, presence, sex ------------------------------------------------------
     def category_values(self, *tokens: Token) -> tuple[Token, ...]:
@@ -290,8 +335,19 @@ class PredicateBuilder(Transformer[Token, PredicateNode]):
             found = AnyOf(items=tuple(items))
         return Not(item=found) if negated else found
 
-    def sex_and(self, sex: PredicateNode, clause: PredicateNode) -> PredicateNode:
-        """"Female patients aged 18 to 50": the sex and the clause both."""
+    def sex_and(self, sex: PredicateNode, clause: PredicateNode | Bound) -> PredicateNode:
+        """"Female patients aged 18 to 50", "women < 47 years old": the sex and the clause both."""
+        if isinstance(clause, Bound):
+            clause = self._bound_as_age(clause, clause.quantity)
+        return All(items=(sex, clause))
+
+    def age_of_sex(self, clause: PredicateNode | Bound, sex: PredicateNode) -> PredicateNode:
+        """"18-35-year-old women", "Over 40 years of age women": only an age may come before the sex
+        ("Hb ≥ 12 g/dL in women" sets a threshold for women alone, which is not "women and Hb ≥ 12")."""
+        if isinstance(clause, Bound):
+            clause = self._bound_as_age(clause, clause.quantity)
+        if not _is_age(clause):
+            raise CompileProblem("a threshold for one sex: the other sex's is not written")
         return All(items=(sex, clause))
 
     def windowed(self, clause: PredicateNode, window: Period) -> PredicateNode:
@@ -368,11 +424,35 @@ class PredicateBuilder(Transformer[Token, PredicateNode]):
             clauses = [self._bound_as_age(cast(Bound, c), last_unit) for c in clauses]
         items: list[PredicateNode] = []
         for clause in clauses:
-            if isinstance(clause, Bound):
+            if isinstance(clause, Bound) and _is_age_bound(clause, items[-1] if items else None):
+                items.append(self._bound_as_age(clause, clause.quantity))
+            elif isinstance(clause, Bound):
                 items.append(self._continue(items[-1] if items else None, clause))
             else:
                 items.append(clause)
-        return All(items=tuple(items)) if joints == {"all"} else AnyOf(items=tuple(items))
+        if joints == {"all"}:
+            _check_satisfiable(items)
+            return All(items=tuple(items))
+        return AnyOf(items=tuple(items))
+
+    def measure_list(self, *parts: PredicateNode | str) -> PredicateNode:
+        """"Hb < 10 g/dL, platelets < 100,000/mm3, or ANC < 1,500/mm3": the last joint joins all.
+        An exclusion's "A, B and C" often lists conditions that each exclude: not compiled."""
+        if "all" in parts and self.context.kind == "exclusion":
+            raise CompileProblem("'A, B and C' in an exclusion: each one, or all at once?")
+        joint = next(p for p in parts if isinstance(p, str))
+        items = tuple(p for p in parts if not isinstance(p, str))
+        if joint == "all":
+            _check_satisfiable(list(items))
+            return All(items=items)
+        return AnyOf(items=items)
+
+    def series(self, *items: PredicateNode) -> PredicateNode:
+        """"Abnormal blood counts (hemoglobin less than 12 g/dl, platelets less than 150,000/ul)": in
+        an exclusion any one listed threshold excludes. An inclusion list may mean all or any."""
+        if self.context.kind == "inclusion":
+            raise CompileProblem("thresholds listed without 'and' or 'or': all of them, or any?")
+        return AnyOf(items=items)
 
     def _bound_as_age(self, bound: Bound, unit_from: Quantity) -> PredicateNode:
         quantity = bound.quantity if bound.quantity.unit else Quantity(bound.quantity.value, unit_from.unit, unit_from.unit_type)
@@ -461,18 +541,21 @@ class PredicateBuilder(Transformer[Token, PredicateNode]):
             items.append(Comparison(variable=variable.id, op=op, value=value, unit=unit, within=window))
         return self._combine(items)
 
-    def _range(self, subject: Subject, low: Quantity, high: Quantity, window: Period | None) -> PredicateNode:
+    def _range(self, subject: Subject, low: Quantity, high: Quantity, window: Period | None,
+               low_inclusive: bool = True, high_inclusive: bool = True) -> PredicateNode:
         items: list[PredicateNode] = []
         for variable in subject.variables:
             low_value, unit = self._threshold(variable, low if low.unit else Quantity(low.value, high.unit, high.unit_type))
             high_value, high_unit = self._threshold(variable, high)
             if variable.id == "age" and high_unit != unit:  # "between 6 months and 5 years"
-                items.append(All(items=(Comparison(variable="age", op="ge", value=low_value, unit=unit),
-                                        Comparison(variable="age", op="le", value=high_value, unit=high_unit))))
+                items.append(All(items=(
+                    Comparison(variable="age", op="ge" if low_inclusive else "gt", value=low_value, unit=unit),
+                    Comparison(variable="age", op="le" if high_inclusive else "lt", value=high_value, unit=high_unit))))
                 continue
-            if high_unit != unit or low_value > high_value:
+            if high_unit != unit or low_value > high_value or (low_value == high_value and not (low_inclusive and high_inclusive)):
                 raise CompileProblem(f"the range {low.value:g} to {high.value:g} is not a range")
-            items.append(Range(variable=variable.id, low=low_value, high=high_value, unit=unit, within=window))
+            items.append(Range(variable=variable.id, low=low_value, high=high_value, unit=unit, within=window,
+                               low_inclusive=low_inclusive, high_inclusive=high_inclusive))
         return self._combine(items)
 
     def _threshold(self, variable: Variable, quantity: Quantity) -> tuple[float, str]:
@@ -502,7 +585,41 @@ class PredicateBuilder(Transformer[Token, PredicateNode]):
         if conversion.factor == 1.0:
             return quantity.value, variable.unit
         # rounded as a record's value is (facts.py), so one quantity in two units compares equal
-        return round_significant(quantity.value * conversion.factor, significant_digits(quantity.value)), variable.unit
+        value = round_significant(quantity.value * conversion.factor, significant_digits(quantity.value))
+        bounds = variable.plausible
+        if bounds is not None and ((bounds.low is not None and value < bounds.low) or (bounds.high is not None and value > bounds.high)):
+            # "TSH greater than 4.5 mIU/mL" (meant mIU/L) converts to a value no patient has: a mistyped unit
+            raise CompileProblem(f"{quantity.value:g} {quantity.unit} is not a plausible {variable.label}: is the unit right?")
+        return value, variable.unit
+
+
+_FLIPPED: dict[Operator, Operator] = {"gt": "lt", "ge": "le", "lt": "gt", "le": "ge", "eq": "eq"}
+
+
+def _is_age(predicate: PredicateNode) -> bool:
+    if isinstance(predicate, (Comparison, Range)):
+        return predicate.variable == "age"
+    return isinstance(predicate, All) and all(_is_age(item) for item in predicate.items)
+
+
+def _is_age_bound(bound: Bound, previous: PredicateNode | None) -> bool:
+    """"female and ≥ 18 years of age": a bound in years after a sex is an age. After anything else
+    it is not ("Children, adults under 21 years of age, and pregnant women" lists groups: 'and' there
+    does not mean both)."""
+    unit = bound.quantity
+    return isinstance(previous, Sex) and (unit.unit_type == "AGE_UNIT" or (
+        unit.unit_type == "TIME_UNIT" and _time_unit(unit.unit or "d") == "year"))
+
+
+def _check_satisfiable(items: list[PredicateNode]) -> None:
+    """"BMI below 20 and above 30" cannot hold: the writer meant "or", but that is not what is written."""
+    comparisons = [item for item in items if isinstance(item, Comparison)]
+    for low in (c for c in comparisons if c.op in ("ge", "gt")):
+        for high in (c for c in comparisons if c.op in ("le", "lt")):
+            if (low.variable, low.unit) == (high.variable, high.unit) and (
+                    low.value > high.value or (low.value == high.value and (low.op == "gt" or high.op == "lt"))):
+                raise CompileProblem(f"{low.variable} cannot be both above {low.value:g} and below {high.value:g}: "
+                                     "'and' may mean 'or'")
 
 
 def _with_window(predicate: PredicateNode, window: Period) -> PredicateNode:
