@@ -7,17 +7,25 @@ at load time from ``rules/``, so adding a synonym is a data change, not a gramma
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import re
+import sys
+import tempfile
 import threading
+from collections.abc import Iterable
 from functools import cache
-
+from pathlib import Path
 from typing import Any
 
+import lark
 from lark import Lark, Token, Tree
 from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
+from lark.grammar import Rule
 from lark.lexer import BasicLexer, Scanner, TerminalDef, _create_unless
 
-from .resources import data_file
+from .resources import DATA_EPOCH, cache_dir, data_file
 from .units import units
 from .vocabulary import Vocabulary, name_key, vocabulary
 
@@ -38,7 +46,9 @@ class SyntaxProblem(Exception):
 
 # A space and a hyphen are one separator in names ("ALS-FRS", "ALS FRS", "ALSFRS"), so that
 # spellings differing only there share one path of the trie instead of competing branches.
-_SEPARATOR = r"[-‐–\s]*"
+# The dashes are the range U+2010-U+2013 (hyphen to en dash): a class with a range compiles
+# ~4x faster than one listing the two characters, and the name regex holds ~1,400 of them.
+_SEPARATOR = "[-\\s\u2010-\u2013]*"
 
 Trie = dict[str, "Trie"]
 
@@ -151,7 +161,7 @@ class _SharedScanner(Scanner):
                 groups[-1].append(terminal)
         compiled = []
         for group in groups:
-            if _is_large(group[0]):  # the terminal's own regex: lark compiled it already to validate it
+            if _is_large(group[0]):  # the terminal's own regex (re's cache has it when lark validated it)
                 pattern, name = group[0].pattern.to_regexp(), group[0].name
             else:
                 pattern, name = "|".join(f"(?P<{t.name}>{t.pattern.to_regexp()})" for t in group), None
@@ -184,24 +194,68 @@ class _SharedScannerLexer(BasicLexer):
         return _SharedScanner(terminals, self.g_regex_flags, self.re, self.use_bytes)  # type: ignore[no-untyped-call]
 
 
+_LARK_OPTIONS: dict[str, Any] = {"parser": "lalr", "lexer": "contextual", "propagate_positions": False,
+                                  "maybe_placeholders": False}
+_CACHE_FORMAT = 1  # raise when the stored layout changes
+_KEPT_PARSERS = 4  # parsers of recent grammars kept in the cache directory; older ones are removed
+# What the parser is built from: the grammar, the data its terminals come from, and the code
+# turning that data into terminals (this module, the vocabulary's and the unit table's).
+_PARSER_DATA = (("grammars", "criterion.lark"), ("rules", "vocabulary.yaml"), ("rules", "units.yaml"),
+                ("rules", "unit_table.json"))
+_PARSER_CODE = ("grammar.py", "vocabulary.py", "units.py", "resources.py")
+_CHANGE_MARGIN = 2.0  # seconds: file timestamps are coarse on some file systems
+
+
 class CriterionParser:
     """A thread-safe LALR parser for one criterion (lark parsers keep per-parse state)."""
 
     def __init__(self) -> None:
-        grammar = data_file("grammars", "criterion.lark").read_text(encoding="utf-8")
-        self._grammar = grammar + "\n" + _terminals(vocabulary()) + "\n"
+        self._grammar_text: str | None = None
         self._local = threading.local()
+        self._lock = threading.Lock()
+        self._saved: dict[str, Any] | None = None  # lark's serialised parser: each thread loads its own
+        self._cache = _parser_cache()
+
+    @property
+    def _grammar(self) -> str:
+        """The grammar file with the vocabulary and unit terminals appended; making the terminals
+        takes ~0.1 s, so it is done only when the parser is not in the cache."""
+        if self._grammar_text is None:
+            grammar = data_file("grammars", "criterion.lark").read_text(encoding="utf-8")
+            self._grammar_text = grammar + "\n" + _terminals(vocabulary()) + "\n"
+        return self._grammar_text
 
     def _lark(self) -> Lark:
         parser = getattr(self._local, "parser", None)
         if parser is None:
-            parser = Lark(self._grammar, parser="lalr", lexer="contextual", propagate_positions=False,
-                          maybe_placeholders=False)
+            parser = self._new_lark()
             contextual = parser.parser.lexer
             for lexer in (*contextual.lexers.values(), contextual.root_lexer):
                 lexer.__class__ = _SharedScannerLexer
             self._local.parser = parser
         return parser
+
+    def _new_lark(self) -> Lark:
+        """Loaded from the serialised parser (this process's, else the cache's), else built (~0.5 s)."""
+        with self._lock:
+            if self._saved is None:
+                saved = self._cache.read() if self._cache is not None else None
+                if saved is not None:
+                    try:
+                        parser = Lark.load(saved)
+                    except Exception:  # a damaged entry, whatever lark raises about it: build anew
+                        pass
+                    else:
+                        self._saved = saved
+                        return parser
+                parser = Lark(self._grammar, **_LARK_OPTIONS)
+                data, memo = parser.memo_serialize([TerminalDef, Rule])
+                self._saved = {"data": data, "memo": memo}
+                if self._cache is not None:
+                    self._cache.write(self._saved)
+                return parser
+            saved = self._saved
+        return Lark.load(saved)
 
     def parse(self, text: str) -> Tree[Token]:
         """The parse tree of one criterion, or SyntaxProblem saying what was not understood."""
@@ -227,6 +281,145 @@ def _word_at(text: str, position: int | None) -> str:
         return text[:30]
     match = re.compile(r"\S+").search(text, position)
     return match.group(0)[:40] if match else text[position:position + 30]
+
+
+def _parser_cache() -> ParserCache | None:
+    """The cache entry for the parser of the files as they are on disk, or None (no caching).
+
+    The key is a hash of the files themselves, so that a cached parser is used without building
+    the terminals. It must describe the vocabulary and unit table this process has loaded: a
+    file changed since the process began reading its data (or just before) gets no caching.
+    So does a missing file (without ``unit_table.json`` unit spellings come from pint).
+    """
+    if cache_dir() is None:
+        return None
+    paths = [data_file(folder, name) for folder, name in _PARSER_DATA]
+    paths += [Path(__file__).with_name(name) for name in _PARSER_CODE]
+    inputs = []
+    for path in paths:
+        try:
+            changed = path.stat().st_ctime
+            content = path.read_bytes()
+        except OSError:
+            return None
+        if changed >= DATA_EPOCH - _CHANGE_MARGIN:
+            return None
+        inputs.append((f"{path.parent.name}/{path.name}", content))
+    return ParserCache(inputs)
+
+
+class ParserCache:
+    """The built parser, kept between runs in the user's cache directory.
+
+    Building the LALR tables and the contextual lexer takes ~0.5 s, loading them ~10 ms: the
+    command line reads a criteria file in a fresh process each time. The entry is named by a
+    hash of everything the parser is built from (the inputs: the grammar, vocabulary and unit
+    files and the code making terminals of them; the lark options, lark and Python versions),
+    so a changed grammar or vocabulary gets a new entry and a stale parser is never used.
+    It is JSON holding lark's serialised parser (tables, terminal regexes), not lark's own
+    cache format (Python object serialisation, which can run code when loaded): reading JSON
+    creates only plain data, so a damaged or planted file cannot run code; it is
+    checked against a SHA-256 of its content, and any problem reading it means the parser is
+    built in memory (and written again). A missing, read-only or disabled
+    (``ELIGIBILITY_NO_CACHE=1``) cache directory only costs time.
+    """
+
+    def __init__(self, inputs: Iterable[tuple[str, bytes]], directory: Path | None = None) -> None:
+        digest = hashlib.sha256(json.dumps([_CACHE_FORMAT, lark.__version__, sys.version_info[:2],
+                                            _LARK_OPTIONS]).encode("utf-8"))
+        for name, content in inputs:
+            digest.update(f"\n{name}\n{len(content)}\n".encode())
+            digest.update(content)
+        self.key = digest.hexdigest()
+        self.directory = directory if directory is not None else cache_dir()
+
+    @property
+    def path(self) -> Path | None:
+        return None if self.directory is None else self.directory / f"parser-{self.key[:32]}.json"
+
+    def read(self) -> dict[str, Any] | None:
+        """The stored serialised parser, or None (absent, unreadable, damaged, another key)."""
+        if self.path is None:
+            return None
+        try:
+            header, _, payload = self.path.read_bytes().partition(b"\n")
+            meta = json.loads(header)
+            if meta != {"key": self.key, "sha256": hashlib.sha256(payload).hexdigest()}:
+                return None
+            saved = json.loads(payload, object_hook=_from_json_object)
+        except (OSError, ValueError, TypeError, KeyError):
+            return None
+        return saved if isinstance(saved, dict) else None
+
+    def write(self, saved: dict[str, Any]) -> None:
+        """Stores the parser, atomically (a reader sees the old file or the whole new one); best effort."""
+        if self.directory is None or self.path is None:
+            return
+        try:
+            payload = json.dumps(_to_json_data(saved), separators=(",", ":")).encode("utf-8")
+        except TypeError:  # a lark version serialising something JSON cannot hold: no cache
+            return
+        if json.loads(payload, object_hook=_from_json_object) != saved:  # not restored exactly: no cache
+            return
+        header = json.dumps({"key": self.key, "sha256": hashlib.sha256(payload).hexdigest()}).encode("utf-8")
+        temporary = None
+        try:
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            descriptor, temporary = tempfile.mkstemp(dir=self.directory, prefix=".parser-", suffix=".tmp")
+            with os.fdopen(descriptor, "wb") as file:
+                file.write(header + b"\n" + payload)
+            os.replace(temporary, self.path)
+            temporary = None
+            self._remove_old()
+        except OSError:
+            pass
+        finally:
+            if temporary is not None:
+                try:
+                    os.unlink(temporary)
+                except OSError:
+                    pass
+
+    def _remove_old(self) -> None:
+        assert self.directory is not None
+        entries = []
+        for path in self.directory.glob("parser-*.json"):
+            try:
+                entries.append((path.stat().st_mtime, path))
+            except OSError:  # removed meanwhile by another process
+                continue
+        for _, path in sorted(entries, reverse=True)[_KEPT_PARSERS:]:
+            try:
+                path.unlink()
+            except OSError:
+                pass
+
+
+# lark's serialised parser holds dicts with int keys, tuples and frozensets, which JSON has
+# not: they are stored as {"__t": kind, "v": [...]} and restored exactly.
+_TAG = "__t"
+
+
+def _to_json_data(value: Any) -> Any:
+    if value is None or isinstance(value, (str, int, float)):
+        return value
+    if isinstance(value, list):
+        return [_to_json_data(item) for item in value]
+    if isinstance(value, (tuple, frozenset)):
+        return {_TAG: type(value).__name__, "v": [_to_json_data(item) for item in value]}
+    if isinstance(value, dict):
+        if _TAG not in value and all(type(key) is str for key in value):
+            return {key: _to_json_data(item) for key, item in value.items()}
+        return {_TAG: "dict", "v": [[_to_json_data(key), _to_json_data(item)] for key, item in value.items()]}
+    raise TypeError(f"{type(value).__name__} is not stored in the parser cache")
+
+
+_RESTORE: dict[str, Any] = {"tuple": tuple, "frozenset": frozenset, "dict": dict}
+
+
+def _from_json_object(value: dict[str, Any]) -> Any:
+    kind = value.get(_TAG)
+    return value if kind is None else _RESTORE[kind](value["v"])
 
 
 @cache
