@@ -331,19 +331,18 @@ class Planner:
             if not entries[0].present:  # present entries come first: all are asserted absent
                 return False, absent, ({"name": label, "present": False},), ()
             as_of = screening.as_of
-            present = [e for e in entries if e.present and (e.start is None or e.start <= as_of)]
-            if not present:  # entries dated after the screening date are ignored: as if not on record
-                if not entries[-1].present:
-                    return False, absent, ({"name": label, "present": False},), ()
-                if screening.closed_world:
-                    return False, not_on_record, ({"name": label, "present": False},), ()
-                return None, f"{label} only on record after {screening.as_of_text}: no record before it", (), (label,)
-            since = screening.since(window) if window is not None else None
             undecided = None
-            for event in present:
+            on_record = False  # a present entry dated on or before the screening date
+            for event in entries:
+                if not event.present:  # the asserted absences come last
+                    break
+                if event.start is not None and event.start > as_of:  # after the screening date: ignored
+                    continue
+                on_record = True
                 if current and event.end is not None and event.end < as_of:
                     continue
-                if since is not None:
+                if window is not None:
+                    since = screening.since(window)
                     began = event.start or event.diagnosed
                     if not (began is not None and began >= since) and not (event.end is not None and event.end >= since):
                         ongoing = event.end is None and (is_medication or began is None)
@@ -362,6 +361,12 @@ class Planner:
                 as_recorded = f" as {event.recorded_quoted}" if event.recorded and event.recorded_key != label_key else ""
                 since_text = f" (since {event.start_text})" if event.start_text else ""
                 return True, f"{label} on record{as_recorded}{when}{since_text}", (evidence,), ()
+            if not on_record:  # entries dated after the screening date are ignored: as if not on record
+                if not entries[-1].present:
+                    return False, absent, ({"name": label, "present": False},), ()
+                if screening.closed_world:
+                    return False, not_on_record, ({"name": label, "present": False},), ()
+                return None, f"{label} only on record after {screening.as_of_text}: no record before it", (), (label,)
             if undecided is not None:
                 return None, undecided, ({"name": label, "present": True},), no_dates
             return False, not_when, ({"name": label, "present": True},), ()
@@ -460,11 +465,13 @@ def _kleene(parts: list[Evaluator], decisive: bool) -> Evaluator:
         return _kleene_pair(parts[0], parts[1], decisive)
 
     def evaluate(facts: Facts, screening: Screening) -> Result:
-        results = [part(facts, screening) for part in parts]
+        results: list[Result] = []
         deciding: list[Result] = []
         unknown: list[Result] = []
         evidence: tuple[Evidence, ...] = ()
-        for r in results:  # one pass; for a few short tuples, += beats itertools.chain
+        for part in parts:  # one pass, no comprehension frame; for a few short tuples, += beats itertools.chain
+            r = part(facts, screening)
+            results.append(r)
             if r[0] is decisive:
                 deciding.append(r)
             elif r[0] is None:

@@ -97,6 +97,8 @@ def _present_then_by_date_desc(event: Event) -> tuple[bool, bool, dt.date]:
 
 def _mark_conflicts(entries: list[Measurement]) -> list[Measurement]:
     """Flag each measurement whose date carries two different values (sorted by date)."""
+    if all(entries[i].date != entries[i - 1].date for i in range(1, len(entries))):
+        return entries  # every date once, the common case: nothing to compare
     marked = list(entries)
     start = 0
     while start < len(entries):

@@ -29,6 +29,8 @@ _NUMERIC_TEXT = re.compile(r"\s*[-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?\s*")
 def _date_written_as_date(value: Any) -> Any:
     """A date is ISO 8601 text ("2026-01-15"): pydantic would read a number, or a string of
     digits, as seconds since 1970, so that ``"birth_date": 0`` became 1970-01-01."""
+    if type(value) is str and value[4:5] == "-" and value[:4].isdecimal():  # "2026-01-15": cannot be a number
+        return value
     if isinstance(value, (int, float)) or (isinstance(value, str) and _NUMERIC_TEXT.fullmatch(value)):
         raise ValueError(f"a date is written as text such as '2026-01-15', not as the number {value!r}")
     return value

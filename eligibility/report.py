@@ -102,6 +102,10 @@ def _kept_for_review(criterion: Criterion) -> Evaluator:
     return evaluate
 
 
+_SCREENINGS_KEPT = 64
+"""Screening dates (with the open / closed world flag) a TrialScreener keeps set up."""
+
+
 class TrialScreener:
     """A trial with its predicates planned once, ready to screen many patients."""
 
@@ -116,9 +120,22 @@ class TrialScreener:
               "verdict": None, "reason": None, "evidence": None, "missing": None, "note": c.note})
             for c in trial.criteria
         ]
+        self._screenings: dict[tuple[dt.date, bool], Screening] = {}
+
+    def _screening(self, as_of: dt.date, closed_world: bool) -> Screening:
+        """The ``Screening`` of a date, kept: a batch screens many patients on one date, and its
+        ISO text and window starts are the same for all of them. A Screening holds nothing of a
+        patient, and two threads filling its window memo at once write the same dates."""
+        key = (as_of, closed_world)
+        screening = self._screenings.get(key)
+        if screening is None:
+            if len(self._screenings) >= _SCREENINGS_KEPT:
+                self._screenings.clear()
+            screening = self._screenings[key] = Screening(as_of, closed_world)
+        return screening
 
     def screen(self, patient: Patient, as_of: dt.date | None = None, *, closed_world: bool = False) -> Report:
-        screening = Screening(as_of or dt.date.today(), closed_world)
+        screening = self._screening(as_of or dt.date.today(), closed_world)
         facts = facts_of(patient)
         results = []
         failed = undecided = False

@@ -24,6 +24,7 @@ from eligibility import (
     Period,
     Presence,
     Trial,
+    TrialScreener,
     compile_criterion,
     compile_trial,
     screen,
@@ -500,3 +501,35 @@ def test_negated_lead_in_before_a_defining_parenthesis() -> None:
     high = screen(trial, patient(observations=[lab("creatinine", 3.0, "mg/dL")]), as_of=AS_OF).criteria[0].verdict
     normal = screen(trial, patient(observations=[lab("creatinine", 1.0, "mg/dL")]), as_of=AS_OF).criteria[0].verdict
     assert high != "pass" and normal != "fail"
+
+
+# --- one screener, many screenings: nothing of one date or world leaks into another -----------------
+
+
+def test_a_screener_reused_across_dates_and_worlds_reports_as_a_fresh_one() -> None:
+    """A TrialScreener keeps each screening date set up (ISO text, window starts): screening on
+    other dates, open and closed world, gives exactly what a new screener gives each time."""
+    trial = compile_trial("Exclusion Criteria:\n* History of myocardial infarction within the past 6 months\n"
+                          "* Subjects whose ALSFRS-R scores are in the range of 31~46 within 30 days\n")
+    records = [patient(conditions=[{"name": "myocardial infarction", "onset": "2025-10-01"}],
+                       observations=[lab("ALSFRS-R", 40, date="2026-01-02")]), patient()]
+    screener = TrialScreener(trial)
+    dates = (AS_OF, dt.date(2026, 6, 15), AS_OF, dt.date(2025, 12, 1))
+    for record, as_of, closed_world in itertools.product(records, dates, (False, True)):
+        reused = screener.screen(record, as_of, closed_world=closed_world)
+        assert reused == TrialScreener(trial).screen(record, as_of, closed_world=closed_world), (as_of, closed_world)
+    verdicts = {(as_of, closed): [c.verdict for c in screener.screen(records[1], as_of, closed_world=closed).criteria]
+                for as_of in dates for closed in (False, True)}
+    assert verdicts[(AS_OF, False)] == ["unknown", "unknown"] and verdicts[(AS_OF, True)] == ["pass", "unknown"]
+
+
+def test_presence_entries_after_the_screening_date_leave_an_asserted_absence() -> None:
+    """An entry dated after the screening date is ignored; a recorded absence beside it decides."""
+    later = {"name": "epilepsy", "onset": "2026-03-01"}
+    trial = compile_trial("Exclusion Criteria:\n* Subjects who have experienced epileptic seizure.\n")
+    absent_too = screen(trial, patient(conditions=[later, {"name": "epilepsy", "present": False}]), as_of=AS_OF).criteria[0]
+    assert (absent_too.verdict, absent_too.reason) == ("pass", "epilepsy: recorded as absent")
+    only_later = screen(trial, patient(conditions=[later]), as_of=AS_OF).criteria[0]
+    assert only_later.verdict == "unknown" and "only on record after 2026-01-15" in only_later.reason
+    before = screen(trial, patient(conditions=[later, {"name": "epilepsy", "onset": "2020-05-01"}]), as_of=AS_OF).criteria[0]
+    assert before.verdict == "fail" and "(since 2020-05-01)" in before.reason
