@@ -150,7 +150,12 @@ def test_a_score_without_a_unit_is_in_points() -> None:
 
 @pytest.mark.parametrize(("broader", "narrower"), [("diabetes", "type_2_diabetes"), ("diabetes", "type_1_diabetes"), ("surgery", "major_surgery"),
                                                    ("surgery", "cabg"), ("anticancer_therapy", "chemotherapy"),
-                                                   ("systemic_anticancer_therapy", "immune_checkpoint_inhibitor")])
+                                                   ("systemic_anticancer_therapy", "immune_checkpoint_inhibitor"),
+                                                   ("malignancy", "lung_cancer"), ("malignancy", "brain_metastases"),
+                                                   ("inflammatory_bowel_disease", "crohns_disease"), ("pregnancy", "singleton_pregnancy"),
+                                                   ("surgery", "bariatric_surgery"), ("neuropathy", "diabetic_neuropathy"),
+                                                   ("drug_abuse", "opioid_use_disorder"), ("antidepressant", "ssri"),
+                                                   ("biologic", "rituximab"), ("infection", "hepatitis_c")])
 def test_a_narrower_concept_has_its_own_variable_under_the_broader_one(broader: str, narrower: str) -> None:
     """"Type 2 diabetes" must not be satisfied by type 1, nor "surgery" only by a major one; a record of
     the narrower one still counts for the broader."""
@@ -158,7 +163,14 @@ def test_a_narrower_concept_has_its_own_variable_under_the_broader_one(broader: 
     assert broader not in VOCAB.narrower[narrower]
 
 
-@pytest.mark.parametrize("name", ["troponin", "vas", "nrs", "acr", "pct", "estradiol", "cortisol", "insulin-dependent diabetes"])
+@pytest.mark.parametrize("name", ["troponin", "vas", "nrs", "acr", "pct", "estradiol", "cortisol", "insulin-dependent diabetes",
+                                  "tbi", "asd", "art", "car-t", "aed", "nursing home"])
 def test_ambiguous_names_are_not_synonyms(name: str) -> None:
-    """Names that mean two things in real criteria (troponin I or T, a VAS of pain or of itch) name no variable."""
+    """Names that mean two things in real criteria (troponin I or T, a VAS of pain or of itch; TBI is
+    also total body irradiation, ASD atrial septal defect, ART assisted reproduction) name no variable."""
     assert VOCAB.by_name(name) is None
+
+
+def test_a_condition_that_is_a_state_now_is_current_by_default() -> None:
+    """"Smokers" and "shock" are about the screening date; a record of them with an end date is past."""
+    assert {VOCAB[v].timing for v in ("current_smoker", "shock", "hemodynamic_instability", "singleton_pregnancy")} == {"current"}
