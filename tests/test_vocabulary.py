@@ -155,7 +155,19 @@ def test_a_score_without_a_unit_is_in_points() -> None:
                                                    ("inflammatory_bowel_disease", "crohns_disease"), ("pregnancy", "singleton_pregnancy"),
                                                    ("surgery", "bariatric_surgery"), ("neuropathy", "diabetic_neuropathy"),
                                                    ("drug_abuse", "opioid_use_disorder"), ("antidepressant", "ssri"),
-                                                   ("biologic", "rituximab"), ("infection", "hepatitis_c")])
+                                                   ("biologic", "rituximab"), ("infection", "hepatitis_c"),
+                                                   ("psychiatric_disorder", "psychotic_disorder"), ("psychotic_disorder", "schizophrenia"),
+                                                   ("transplantation", "solid_organ_transplant"),
+                                                   ("transplantation", "hematopoietic_stem_cell_transplant"),
+                                                   ("solid_organ_transplant", "kidney_transplant"),
+                                                   ("cerebrovascular_disease", "stroke"), ("cerebrovascular_disease", "transient_ischemic_attack"),
+                                                   ("stroke", "ischemic_stroke"), ("renal_failure", "end_stage_renal_disease"),
+                                                   ("renal_failure", "acute_kidney_injury"), ("dementia", "alzheimers_disease"),
+                                                   ("angina", "stable_angina"), ("angina", "unstable_angina"),
+                                                   ("suicidality", "suicidal_ideation"), ("suicidality", "suicide_attempt"),
+                                                   ("contraception", "intrauterine_device"), ("contraception", "oral_contraceptive"),
+                                                   ("non_invasive_ventilation", "cpap"), ("dementia", "parkinsons_disease_dementia"),
+                                                   ("parkinsons_disease", "parkinsons_disease_dementia")])
 def test_a_narrower_concept_has_its_own_variable_under_the_broader_one(broader: str, narrower: str) -> None:
     """"Type 2 diabetes" must not be satisfied by type 1, nor "surgery" only by a major one; a record of
     the narrower one still counts for the broader."""
@@ -164,13 +176,50 @@ def test_a_narrower_concept_has_its_own_variable_under_the_broader_one(broader: 
 
 
 @pytest.mark.parametrize("name", ["troponin", "vas", "nrs", "acr", "pct", "estradiol", "cortisol", "insulin-dependent diabetes",
-                                  "tbi", "asd", "art", "car-t", "aed", "nursing home"])
+                                  "tbi", "asd", "art", "car-t", "aed", "nursing home", "morbid obesity", "elective surgery",
+                                  "planned surgery", "insulin-treated", "ecg", "electrocardiogram", "mesenchymal stem cell therapy"])
 def test_ambiguous_names_are_not_synonyms(name: str) -> None:
     """Names that mean two things in real criteria (troponin I or T, a VAS of pain or of itch; TBI is
-    also total body irradiation, ASD atrial septal defect, ART assisted reproduction) name no variable."""
+    also total body irradiation, ASD atrial septal defect, ART assisted reproduction), a narrower class
+    (morbid obesity), a planned event (elective surgery), a qualifier of another noun ("insulin-treated
+    diabetes") or a test with no finding (ECG) name no variable."""
     assert VOCAB.by_name(name) is None
 
 
 def test_a_condition_that_is_a_state_now_is_current_by_default() -> None:
     """"Smokers" and "shock" are about the screening date; a record of them with an end date is past."""
     assert {VOCAB[v].timing for v in ("current_smoker", "shock", "hemodynamic_instability", "singleton_pregnancy")} == {"current"}
+
+
+@pytest.mark.parametrize(("concept", "not_included"), [("psychotic_disorder", "depression"), ("psychotic_disorder", "bipolar_disorder"),
+                                                       ("solid_organ_transplant", "hematopoietic_stem_cell_transplant"),
+                                                       ("cell_therapy", "hematopoietic_stem_cell_transplant"),
+                                                       ("stable_angina", "unstable_angina"), ("suicidal_ideation", "suicide_attempt"),
+                                                       ("end_stage_renal_disease", "acute_kidney_injury"),
+                                                       ("immunosuppressant", "immunocompromised")])
+def test_a_concept_is_not_satisfied_by_its_sibling(concept: str, not_included: str) -> None:
+    """The audit's merged concepts (psychosis = any psychiatric disorder, BMT = organ transplant, an
+    attempt = ideation, ESRD = AKI) stay apart: a record of one says nothing of the other."""
+    assert not_included not in VOCAB.narrower[concept]
+    assert concept not in VOCAB.narrower.get(not_included, ())
+
+
+@pytest.mark.parametrize(("name", "variable_id"), [("psychosis", "psychotic_disorder"), ("bone marrow transplant", "hematopoietic_stem_cell_transplant"),
+                                                   ("stem cell transplantation", "hematopoietic_stem_cell_transplant"),
+                                                   ("organ transplant", "solid_organ_transplant"), ("transplant", "transplantation"),
+                                                   ("cerebrovascular disease", "cerebrovascular_disease"), ("esrd", "end_stage_renal_disease"),
+                                                   ("acute renal failure", "acute_kidney_injury"), ("renal failure", "renal_failure"),
+                                                   ("alzheimer's disease", "alzheimers_disease"), ("stable angina", "stable_angina"),
+                                                   ("suicide attempt", "suicide_attempt"), ("suicide risk", "suicidality"),
+                                                   ("iud", "intrauterine_device"), ("immunosuppression", "immunocompromised"),
+                                                   ("cpap", "cpap"), ("bipap", "non_invasive_ventilation")])
+def test_a_name_means_its_own_concept(name: str, variable_id: str) -> None:
+    found = VOCAB.by_name(name)
+    assert found is not None and found.id == variable_id
+
+
+def test_an_acute_state_is_current_by_default() -> None:
+    """"Fever", "infections", "acute renal failure" in a list of criteria are about the screening date;
+    a record of one that ended before it is past. "History of ..." still reads as ever."""
+    acute = ("fever", "infection", "sepsis", "acute_kidney_injury", "delirium", "anemia", "immunocompromised", "cpap")
+    assert {VOCAB[v].timing for v in acute} == {"current"}
