@@ -54,9 +54,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _screen(args: argparse.Namespace) -> int:
-    from .compiler import load_trial
     from .patient import load_patient
     from .report import TrialScreener, render_table
+    from .trial_cache import load_trial  # a file compiled before is read back, not compiled again
 
     trial = load_trial(args.trial, condition=args.condition)
     patient = load_patient(args.patient)
@@ -69,7 +69,7 @@ def _screen(args: argparse.Namespace) -> int:
 
 
 def _compile(args: argparse.Namespace) -> int:
-    from .compiler import load_trial
+    from .trial_cache import load_trial
 
     trial = load_trial(args.trial, condition=args.condition)
     text = trial.to_rule_file(args.format)

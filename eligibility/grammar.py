@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import sys
-import tempfile
 import threading
 from collections.abc import Iterable
 from functools import cache
@@ -25,7 +23,7 @@ from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, Unex
 from lark.grammar import Rule
 from lark.lexer import BasicLexer, Scanner, TerminalDef, _create_unless
 
-from .resources import DATA_EPOCH, cache_dir, data_file
+from .resources import DATA_EPOCH, CacheFile, cache_dir, data_file, unchanged_contents
 from .units import units
 from .vocabulary import Vocabulary, name_key, vocabulary
 
@@ -203,7 +201,6 @@ _KEPT_PARSERS = 4  # parsers of recent grammars kept in the cache directory; old
 _PARSER_DATA = (("grammars", "criterion.lark"), ("rules", "vocabulary.yaml"), ("rules", "units.yaml"),
                 ("rules", "unit_table.json"))
 _PARSER_CODE = ("grammar.py", "vocabulary.py", "units.py", "resources.py")
-_CHANGE_MARGIN = 2.0  # seconds: file timestamps are coarse on some file systems
 
 
 class CriterionParser:
@@ -293,19 +290,14 @@ def _parser_cache() -> ParserCache | None:
     """
     if cache_dir() is None:
         return None
+    inputs = unchanged_contents(_parser_inputs(), DATA_EPOCH)
+    return None if inputs is None else ParserCache(inputs)
+
+
+def _parser_inputs() -> list[Path]:
+    """The files the parser is built from (see ``_PARSER_DATA``, ``_PARSER_CODE``)."""
     paths = [data_file(folder, name) for folder, name in _PARSER_DATA]
-    paths += [Path(__file__).with_name(name) for name in _PARSER_CODE]
-    inputs = []
-    for path in paths:
-        try:
-            changed = path.stat().st_ctime
-            content = path.read_bytes()
-        except OSError:
-            return None
-        if changed >= DATA_EPOCH - _CHANGE_MARGIN:
-            return None
-        inputs.append((f"{path.parent.name}/{path.name}", content))
-    return ParserCache(inputs)
+    return paths + [Path(__file__).with_name(name) for name in _PARSER_CODE]
 
 
 class ParserCache:
@@ -319,8 +311,8 @@ class ParserCache:
     It is JSON holding lark's serialised parser (tables, terminal regexes), not lark's own
     cache format (Python object serialisation, which can run code when loaded): reading JSON
     creates only plain data, so a damaged or planted file cannot run code; it is
-    checked against a SHA-256 of its content, and any problem reading it means the parser is
-    built in memory (and written again). A missing, read-only or disabled
+    checked against a SHA-256 of its content (``resources.CacheFile``), and any problem reading
+    it means the parser is built in memory (and written again). A missing, read-only or disabled
     (``ELIGIBILITY_NO_CACHE=1``) cache directory only costs time.
     """
 
@@ -331,68 +323,31 @@ class ParserCache:
             digest.update(f"\n{name}\n{len(content)}\n".encode())
             digest.update(content)
         self.key = digest.hexdigest()
-        self.directory = directory if directory is not None else cache_dir()
+        self._file = CacheFile("parser", self.key, _KEPT_PARSERS, directory)
 
     @property
     def path(self) -> Path | None:
-        return None if self.directory is None else self.directory / f"parser-{self.key[:32]}.json"
+        return self._file.path
 
     def read(self) -> dict[str, Any] | None:
         """The stored serialised parser, or None (absent, unreadable, damaged, another key)."""
-        if self.path is None:
+        payload = self._file.read()
+        if payload is None:
             return None
         try:
-            header, _, payload = self.path.read_bytes().partition(b"\n")
-            meta = json.loads(header)
-            if meta != {"key": self.key, "sha256": hashlib.sha256(payload).hexdigest()}:
-                return None
             saved = json.loads(payload, object_hook=_from_json_object)
-        except (OSError, ValueError, TypeError, KeyError):
+        except (ValueError, TypeError, KeyError):
             return None
         return saved if isinstance(saved, dict) else None
 
     def write(self, saved: dict[str, Any]) -> None:
-        """Stores the parser, atomically (a reader sees the old file or the whole new one); best effort."""
-        if self.directory is None or self.path is None:
-            return
+        """Stores the parser if JSON restores it exactly; best effort."""
         try:
             payload = json.dumps(_to_json_data(saved), separators=(",", ":")).encode("utf-8")
         except TypeError:  # a lark version serialising something JSON cannot hold: no cache
             return
-        if json.loads(payload, object_hook=_from_json_object) != saved:  # not restored exactly: no cache
-            return
-        header = json.dumps({"key": self.key, "sha256": hashlib.sha256(payload).hexdigest()}).encode("utf-8")
-        temporary = None
-        try:
-            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            descriptor, temporary = tempfile.mkstemp(dir=self.directory, prefix=".parser-", suffix=".tmp")
-            with os.fdopen(descriptor, "wb") as file:
-                file.write(header + b"\n" + payload)
-            os.replace(temporary, self.path)
-            temporary = None
-            self._remove_old()
-        except OSError:
-            pass
-        finally:
-            if temporary is not None:
-                try:
-                    os.unlink(temporary)
-                except OSError:
-                    pass
-
-    def _remove_old(self) -> None:
-        assert self.directory is not None
-        entries = []
-        for path in self.directory.glob("parser-*.json"):
-            try:
-                entries.append((path.stat().st_mtime, path))
-            except OSError:  # removed meanwhile by another process
-                continue
-        for _, path in sorted(entries, reverse=True)[_KEPT_PARSERS:]:
-            try:
-                path.unlink()
-            except OSError:
-                pass
+        if json.loads(payload, object_hook=_from_json_object) == saved:  # else not restored exactly: no cache
+            self._file.write(payload)
 
 
 # lark's serialised parser holds dicts with int keys, tuples and frozensets, which JSON has
