@@ -24,8 +24,8 @@ _NCT_ID = re.compile(r"\bNCT\d{8}\b")
 # "Subjects with severe renal disorder (serum creatinine: not less than 2.0 mg/dL)": the
 # parenthesis defines the words before it, so it may compile alone if it is a measurement.
 _DEFINING_PARENTHESIS = re.compile(r"\(([^()]*\d[^()]*)\)\s*[.;,]?\s*$")
-# A list marker left on an item ("3. Total IgG ...", "(2) ..."): not part of the criterion.
-_LEADING_MARKER = re.compile(r"^\s*(?:\(\d{1,2}\)|\d{1,2}[.)](?!\d))\s*")
+# A list marker left on an item ("3. Total IgG ...", "(2) ...", "• ..."): not part of the criterion.
+_LEADING_MARKER = re.compile(r"^\s*(?:\(\d{1,2}\)|\d{1,2}[.)](?!\d)|[•▪·*](?=\s)|-(?=\s))\s*")
 _RULE_FILE_KEY = re.compile(r"(trial|criteria|title|condition|source|healthy_volunteers)\s*:")
 
 

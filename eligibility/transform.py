@@ -10,6 +10,7 @@ criterion is then kept as text for review, never compiled to a guess.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Literal, cast
 
@@ -56,6 +57,7 @@ class Quantity:
     value: float
     unit: str | None
     unit_type: str  # "UNIT", "ULN", "TIME_UNIT", "AGE_UNIT" or "none"
+    before_anchor: bool = False  # "6 months prior to screening": a time before the screening date
 
 
 class Qualifier(str):
@@ -68,6 +70,22 @@ class RomanNumeral(float):
     def __new__(cls, written: str) -> RomanNumeral:
         value = {"I": 1, "II": 2, "III": 3, "IV": 4, "V": 5}[written]
         number = super().__new__(cls, value)
+        number.written = written
+        return number
+
+    written: str
+
+
+_THOUSANDS_DOT = re.compile(r"[1-9]\d{0,2}\.\d{3}")
+
+
+class AmbiguousNumber(float):
+    """"50.000", "1.500": a decimal, or a thousands separator as many European registries write it
+    (50,000 platelets/mm3). Valued as the decimal; a threshold may use it only when the thousands
+    reading is not a plausible value of its variable (see ``_threshold``)."""
+
+    def __new__(cls, written: str) -> AmbiguousNumber:
+        number = super().__new__(cls, float(written))
         number.written = written
         return number
 
@@ -132,21 +150,29 @@ class PredicateBuilder(Transformer[Token, PredicateNode]):
         super().__init__()
         self.context = context
         self.vocab = vocab
+        self.ambiguous: list[AmbiguousNumber] = []  # read as decimals only where _threshold found that certain
+        self.certain: set[int] = set()
 
     # -- leaves -------------------------------------------------------------------
     def number(self, token: Token) -> float:
         if token.type == "ROMAN":
             return RomanNumeral(str(token))
         text = str(token).lower()
+        if _THOUSANDS_DOT.fullmatch(text):
+            number = AmbiguousNumber(text)
+            self.ambiguous.append(number)
+            return number
         value = float(_NUMBER_WORDS[text]) if text in _NUMBER_WORDS else float(text.replace(",", ""))
         if not math.isfinite(value):
             raise CompileProblem(f"{token!s} is too large to be a threshold")
         return value
 
-    def quantity(self, value: float, unit: Token | None = None) -> Quantity:
+    def quantity(self, value: float, *parts: Token) -> Quantity:
+        ago = any(p.type == "AGO" for p in parts)
+        unit = next((p for p in parts if p.type != "AGO"), None)
         if unit is None:
-            return Quantity(value, None, "none")
-        return Quantity(value, str(unit), unit.type)
+            return Quantity(value, None, "none", ago)
+        return Quantity(value, str(unit), unit.type, ago)
 
     def comparator(self, token: Token) -> Operator:
         return _OPERATORS[token.type]
@@ -169,18 +195,28 @@ class PredicateBuilder(Transformer[Token, PredicateNode]):
         return variables
 
     def period(self, *parts: float | Token) -> Period:
-        amount = parts[0] if len(parts) == 2 else 1.0
-        return _sane_period(cast(float, amount), _time_unit(str(parts[-1])))
+        amount = parts[0] if isinstance(parts[0], float) else 1.0
+        unit = next(p for p in parts if isinstance(p, Token) and p.type == "TIME_UNIT")
+        return _sane_period(amount, _time_unit(str(unit)))
 
     def window(self, _within: Token, period: Period) -> Period:
         return period
 
     def marker(self, *tokens: Token) -> str:
-        return tokens[0].type
+        return "CURRENT" if tokens[0].type == "CURRENTLY" else tokens[0].type
 
     # -- measured values ---------------------------------------------------------------
     def comparison(self, subject: Subject, op: Operator, quantity: Quantity, window: Period | None = None) -> PredicateNode:
+        if quantity.before_anchor and quantity.unit_type == "TIME_UNIT" and _are_events(subject):
+            return self._presence_before(subject, quantity, op, window)
         return self._compare(subject, op, quantity, window)
+
+    def _presence_before(self, subject: Subject, quantity: Quantity, op: Operator, window: Period | None) -> PredicateNode:
+        """"Myocardial infarction ≤ 6 months prior to first study treatment", "surgery less than 3 months
+        ago": the event within that time. "> 6 months prior" (an event longer ago) is no window."""
+        if op not in ("le", "lt") or window is not None:
+            raise CompileProblem("an event more than some time before the screening date: not a window")
+        return self.presence(subject, self._period(quantity))
 
     def comparison_after(self, op: Operator, quantity: Quantity, *rest: Subject | Period | Token) -> PredicateNode:
         subject = next(r for r in rest if isinstance(r, Subject))
@@ -324,8 +360,8 @@ class PredicateBuilder(Transformer[Token, PredicateNode]):
         subject = next(p for p in parts if isinstance(p, Subject))
         window = next((p for p in parts if isinstance(p, Period)), None)
         items: list[PredicateNode] = [self._presence(v, marker, window) for v in subject.variables]
-        if qualifier is not None:
-            items = [All(items=(item, Manual(text=f"{qualifier} {variable.label}?")))
+        if qualifier is not None:  # not when the variable is that narrow ("systemic corticosteroids")
+            items = [item if qualifier in variable.label.lower() else All(items=(item, Manual(text=f"{qualifier} {variable.label}?")))
                      for item, variable in zip(items, subject.variables)]
         if len(items) == 1:
             found: PredicateNode = items[0]
@@ -474,7 +510,10 @@ class PredicateBuilder(Transformer[Token, PredicateNode]):
 
     def start(self, predicate: PredicateNode | Bound) -> PredicateNode:
         if isinstance(predicate, Bound):
-            return self._bound_as_age(predicate, predicate.quantity)
+            predicate = self._bound_as_age(predicate, predicate.quantity)
+        uncertain = next((n for n in self.ambiguous if id(n) not in self.certain), None)
+        if uncertain is not None:
+            raise CompileProblem(_ambiguous(uncertain))
         if isinstance(predicate, Duration) and predicate.variable == _MEDICATION_PLACEHOLDER:
             raise CompileProblem("a stable dose of what? No medication is named")
         return predicate
@@ -570,6 +609,8 @@ class PredicateBuilder(Transformer[Token, PredicateNode]):
             raise CompileProblem(f"an age in {quantity.unit}")
         if not variable.is_measured or variable.unit is None:
             raise CompileProblem(f"{variable.label} is not measured on a scale")
+        if isinstance(quantity.value, AmbiguousNumber):
+            self._check_decimal(variable, quantity)
         if quantity.unit_type == "ULN":
             if variable.kind != "lab":
                 raise CompileProblem(f"{variable.label} has no upper limit of normal")
@@ -591,6 +632,31 @@ class PredicateBuilder(Transformer[Token, PredicateNode]):
             # "TSH greater than 4.5 mIU/mL" (meant mIU/L) converts to a value no patient has: a mistyped unit
             raise CompileProblem(f"{quantity.value:g} {quantity.unit} is not a plausible {variable.label}: is the unit right?")
         return value, variable.unit
+
+
+    def _check_decimal(self, variable: Variable, quantity: Quantity) -> None:
+        """"Creatinine < 1.500 mg/dL" is a decimal: 1,500 mg/dL is no plausible creatinine. "Platelets
+        < 50.000/mm3" may be either (50/mm3 and 50,000/mm3 are both values a patient may have)."""
+        written = cast(AmbiguousNumber, quantity.value)
+        thousands = Quantity(float(written.written.replace(".", "")), quantity.unit, quantity.unit_type)
+        try:
+            value, unit = self._threshold(variable, thousands)
+        except CompileProblem:  # converted, the thousands reading is no value of the variable
+            value, unit = math.inf, variable.unit or ""
+        bounds = variable.plausible
+        if unit == variable.unit and bounds is not None and bounds.high is not None and value > bounds.high:
+            self.certain.add(id(written))
+            return
+        raise CompileProblem(_ambiguous(written))
+
+
+def _ambiguous(number: AmbiguousNumber) -> str:
+    return (f"the number {number.written} is ambiguous: a decimal, or {number.written.replace('.', ',')} "
+            "with a thousands separator")
+
+
+def _are_events(subject: Subject) -> bool:
+    return all(v.kind in ("condition", "medication", "procedure") for v in subject.variables)
 
 
 _FLIPPED: dict[Operator, Operator] = {"gt": "lt", "ge": "le", "lt": "gt", "le": "ge", "eq": "eq"}

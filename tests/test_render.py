@@ -246,8 +246,6 @@ KNOWN_GRAMMAR_GAPS = [
      P({"type": "all", "items": [{"type": "comparison", "variable": "alt", "op": "gt", "value": 2, "unit": "x ULN"},
                                  {"type": "comparison", "variable": "alt", "op": "lt", "value": 5, "unit": "x ULN"}]}),
      "'and below' is read as the postfix LE_POST, not AND + LT"),
-    ("currently taking riluzole", "exclusion", P({"type": "presence", "variable": "riluzole", "current": True}),
-     "a marker is one CURRENT word"),
     ("riluzole treatment-naive or stable dose for at least 30 days", "inclusion",
      P({"type": "any", "items": [{"type": "not", "item": {"type": "presence", "variable": "riluzole"}},
                                  {"type": "duration", "variable": "riluzole", "since": "start", "op": "ge",
