@@ -18,9 +18,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
 
-from .resources import data_file
+from .resources import data_file, load_yaml_data
 
 _KEY_REPLACEMENTS = str.maketrans({"µ": "u", "μ": "u", "²": "^2", "³": "^3", "×": "x", "−": "-"})
 _WHITESPACE = re.compile(r"\s+")
@@ -77,7 +76,7 @@ class UnitTable:
 
     @classmethod
     def from_rules(cls) -> UnitTable:
-        spec = yaml.safe_load(data_file("rules", "units.yaml").read_text(encoding="utf-8"))
+        spec = load_yaml_data(data_file("rules", "units.yaml"))
         table_path = data_file("rules", "unit_table.json")
         raw = json.loads(table_path.read_text(encoding="utf-8")) if table_path.exists() else {}
         table = {key: UnitInfo(dim, scale) for key, (dim, scale) in raw.items()}

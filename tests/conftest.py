@@ -6,7 +6,10 @@ and "long" (2000 examples), chosen with ``HYPOTHESIS_PROFILE=long``.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,12 @@ from hypothesis import settings
 settings.register_profile("ci", max_examples=50, deadline=None, derandomize=True, print_blob=True)
 settings.register_profile("long", parent=settings.get_profile("ci"), max_examples=2000, derandomize=False)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+# The tests, and the CLI processes they start, keep the parser and trial caches in a directory of
+# their own: never the user's ~/.cache/eligibility, and a clean clone's first run starts empty.
+_TEST_CACHE = tempfile.mkdtemp(prefix="eligibility-test-cache-")
+os.environ["XDG_CACHE_HOME"] = _TEST_CACHE
+atexit.register(shutil.rmtree, _TEST_CACHE, ignore_errors=True)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(__file__).resolve().parents[2] / "shared"
