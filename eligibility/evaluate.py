@@ -189,43 +189,44 @@ class Planner:
 
         def evaluate(facts: Facts, screening: Screening) -> Result:
             as_of = screening.as_of
-            for found in facts.measurements.get(variable_id, ()):  # newest first, undated last
-                if found.date is None or found.date <= as_of:
+            rows = facts.measurement_rows.get(variable_id, ())
+            for found in rows:  # newest first, undated last
+                if found[0] is None or found[0] <= as_of:
                     break
             else:
-                return (None, f"no {label} on or before {screening.as_of_text}", (), missing) if variable_id in facts.measurements else nothing
-            if window is not None and (found.date is None or found.date < screening.since(window)):
-                latest = f" (latest {found.date_text})" if found.date_text else ""
+                return (None, f"no {label} on or before {screening.as_of_text}", (), missing) if rows else nothing
+            (date, date_text, recorded, recorded_unit, shown, value, value_text, problem, note,
+             uln, uln_rounded, uln_shown, uln_assumption, conflicting) = found
+            if window is not None and (date is None or date < screening.since(window)):
+                latest = f" (latest {date_text})" if date_text else ""
                 return None, f"{too_old}{screening.as_of_text}{latest}", (), missing
-            if found.conflicting:
-                return None, f"{label} has conflicting values on {found.date_text}", (), missing
-            evidence: Evidence = {"name": label, "value": found.recorded, "unit": found.recorded_unit,
-                                  "date": found.date_text, "threshold": describe}
+            if conflicting:
+                return None, f"{label} has conflicting values on {date_text}", (), missing
+            evidence: Evidence = {"name": label, "value": recorded, "unit": recorded_unit, "date": date_text,
+                                  "threshold": describe}
             if relative:
-                uln = found.uln
                 if uln is None:
-                    if found.problem is not None:  # implausible value, unusable range
-                        return None, f"{label} {found.shown}: {found.problem}", (evidence,), missing
-                    return None, f"{label} {found.shown}: no upper limit of normal to compare with", (evidence,), no_range
-                if uln.assumption is not None:
-                    evidence["assumption"] = uln.assumption
-                evidence["converted"] = {"value": uln.rounded, "unit": "x ULN"}
-                holds = test(uln.ratio)
-                return holds, f"{label} {uln.shown}{tails[holds]}", (evidence,), ()
-            value = found.value
+                    if problem is not None:  # implausible value, unusable range
+                        return None, f"{label} {shown}: {problem}", (evidence,), missing
+                    return None, f"{label} {shown}: no upper limit of normal to compare with", (evidence,), no_range
+                if uln_assumption is not None:
+                    evidence["assumption"] = uln_assumption
+                evidence["converted"] = {"value": uln_rounded, "unit": "x ULN"}
+                holds = test(uln)
+                return holds, f"{label} {uln_shown}{tails[holds]}", (evidence,), ()
             if value is None:
-                return None, f"{label} {found.shown}: {found.problem}", (evidence,), missing
-            if found.value_text is not None:  # the recorded value converted
+                return None, f"{label} {shown}: {problem}", (evidence,), missing
+            if value_text is not None:  # the recorded value converted
                 evidence["converted"] = {"value": value, "unit": unit}
-                shown = f"{label} {found.shown} = {found.value_text} {unit_text}"
+                reason = f"{label} {shown} = {value_text} {unit_text}"
             else:
-                if found.recorded_unit is None:
+                if recorded_unit is None:
                     evidence["converted"] = {"value": value, "unit": unit}
-                shown = f"{label} {found.shown}"
-            if found.conversion_note is not None:
-                evidence["assumption"] = found.conversion_note
+                reason = f"{label} {shown}"
+            if note is not None:
+                evidence["assumption"] = note
             holds = test(value)
-            return holds, shown + tails[holds], (evidence,), ()
+            return holds, reason + tails[holds], (evidence,), ()
 
         return evaluate
 
@@ -283,18 +284,18 @@ class Planner:
 
         def evaluate(facts: Facts, screening: Screening) -> Result:
             as_of = screening.as_of
-            for latest in facts.findings.get(variable_id, ()):  # newest first, undated last
-                if latest.date is None or latest.date <= as_of:
+            for date, date_text, recorded, value in facts.findings.get(variable_id, ()):  # newest first, undated last
+                if date is None or date <= as_of:
                     break
             else:
                 return nothing
-            if window is not None and (latest.date is None or latest.date < screening.since(window)):
+            if window is not None and (date is None or date < screening.since(window)):
                 return nothing
-            evidence = {"name": label, "value": latest.recorded, "date": latest.date_text, "threshold": shown}
-            if latest.value is None:
-                return None, f"{label} {latest.recorded!r} is not a known value", (evidence,), missing
-            holds = latest.value in wanted
-            return holds, f"{label} {latest.value} ({latest.date_text}){tails[holds]}", (evidence,), ()
+            evidence = {"name": label, "value": recorded, "date": date_text, "threshold": shown}
+            if value is None:
+                return None, f"{label} {recorded!r} is not a known value", (evidence,), missing
+            holds = value in wanted
+            return holds, f"{label} {value} ({date_text}){tails[holds]}", (evidence,), ()
 
         return evaluate
 
@@ -328,41 +329,41 @@ class Planner:
             entries = facts.events.get(variable_id)
             if not entries:
                 return (False, not_on_record, ({"name": label, "present": False},), ()) if screening.closed_world else no_record
-            if not entries[0].present:  # present entries come first: all are asserted absent
+            if not entries[0][0]:  # present entries come first: all are asserted absent
                 return False, absent, ({"name": label, "present": False},), ()
             as_of = screening.as_of
             undecided = None
             on_record = False  # a present entry dated on or before the screening date
-            for event in entries:
-                if not event.present:  # the asserted absences come last
+            for present, start, diagnosed, end, recorded, recorded_key, quoted, start_text, diagnosed_text, end_text in entries:
+                if not present:  # the asserted absences come last
                     break
-                if event.start is not None and event.start > as_of:  # after the screening date: ignored
+                if start is not None and start > as_of:  # after the screening date: ignored
                     continue
                 on_record = True
-                if current and event.end is not None and event.end < as_of:
+                if current and end is not None and end < as_of:
                     continue
                 if window is not None:
                     since = screening.since(window)
-                    began = event.start or event.diagnosed
-                    if not (began is not None and began >= since) and not (event.end is not None and event.end >= since):
-                        ongoing = event.end is None and (is_medication or began is None)
+                    began = start or diagnosed
+                    if not (began is not None and began >= since) and not (end is not None and end >= since):
+                        ongoing = end is None and (is_medication or began is None)
                         if not ongoing:
-                            if event.end is None:  # began before the window, no end date
-                                undecided = f"{label} since {event.start_text or event.diagnosed_text}, no end date: cannot tell if{when}"
+                            if end is None:  # began before the window, no end date
+                                undecided = f"{label} since {start_text or diagnosed_text}, no end date: cannot tell if{when}"
                             continue
                         if began is None:
                             undecided = undated
                             continue
-                evidence: Evidence = {"name": label, "recorded": event.recorded, "present": True}
-                if event.start_text:
-                    evidence["start"] = event.start_text
-                if event.end_text:
-                    evidence["end"] = event.end_text
-                as_recorded = f" as {event.recorded_quoted}" if event.recorded and event.recorded_key != label_key else ""
-                since_text = f" (since {event.start_text})" if event.start_text else ""
+                evidence: Evidence = {"name": label, "recorded": recorded, "present": True}
+                if start_text:
+                    evidence["start"] = start_text
+                if end_text:
+                    evidence["end"] = end_text
+                as_recorded = f" as {quoted}" if recorded and recorded_key != label_key else ""
+                since_text = f" (since {start_text})" if start_text else ""
                 return True, f"{label} on record{as_recorded}{when}{since_text}", (evidence,), ()
             if not on_record:  # entries dated after the screening date are ignored: as if not on record
-                if not entries[-1].present:
+                if not entries[-1][0]:
                     return False, absent, ({"name": label, "present": False},), ()
                 if screening.closed_world:
                     return False, not_on_record, ({"name": label, "present": False},), ()
@@ -386,16 +387,16 @@ class Planner:
             entries = facts.events.get(variable_id)
             if entries is None:
                 return no_record
-            event = entries[0]  # the newest present entry, if any: they come first
-            if not event.present:
+            present, start, diagnosed, end, _recorded, _key, _quoted, start_text, diagnosed_text, end_text = entries[0]
+            if not present:  # the newest present entry, if any, comes first
                 return (False, f"not on {label}", ({"name": label, "present": False},), ()) if by_start else no_record
-            anchor, anchor_text = (event.diagnosed, event.diagnosed_text) if by_diagnosis else (event.start, event.start_text)
+            anchor, anchor_text = (diagnosed, diagnosed_text) if by_diagnosis else (start, start_text)
             if anchor is None:
                 return no_anchor
             as_of = screening.as_of
-            if by_start and event.end is not None and event.end < as_of:
-                return (False, f"{label} stopped {event.end_text}",
-                        ({"name": label, "start": anchor_text, "end": event.end_text},), ())
+            if by_start and end is not None and end < as_of:
+                return (False, f"{label} stopped {end_text}",
+                        ({"name": label, "start": anchor_text, "end": end_text},), ())
             if anchor > as_of:
                 return None, f"{label} {anchor_name} {anchor_text} is after the screening date", (), (label,)
             elapsed_days = (as_of - anchor).days
@@ -460,6 +461,8 @@ def _kleene(parts: list[Evaluator], decisive: bool) -> Evaluator:
     Every part is evaluated: a decided result names all the parts that decide it, an unknown
     one all the unknown parts and what each is missing. Two parts, the commonest case (a
     condition and its manual part, "for subjects under X, ..."), are combined without lists.
+    Unknown parts without evidence are mostly the planned constants ("no record of X", a
+    manual part), so their last combination is kept and returned again for the same results.
     """
     if len(parts) == 2:
         return _kleene_pair(parts[0], parts[1], decisive)
@@ -488,11 +491,19 @@ def _kleene(parts: list[Evaluator], decisive: bool) -> Evaluator:
             return not decisive, "; ".join([r[1] for r in results]), evidence, ()
         if len(unknown) == 1:
             return None, unknown[0][1], evidence, unknown[0][3]
+        if not evidence:  # no part has evidence ("no record of X" for each): these very results may recur
+            last = kept[0]
+            if last[0] == results:
+                return last[1]
         missing: tuple[str, ...] = ()
         for r in unknown:
             missing += r[3]
-        return None, "; ".join([r[1] for r in unknown]), evidence, tuple(dict.fromkeys(missing))
+        combined = None, "; ".join([r[1] for r in unknown]), evidence, tuple(dict.fromkeys(missing))
+        if not evidence:
+            kept[0] = (results, combined)  # one tuple, replaced whole: safe for threads sharing the plan
+        return combined
 
+    kept: list[tuple[list[Result], Result]] = [([], (None, "", (), ()))]
     return evaluate
 
 
@@ -508,10 +519,18 @@ def _kleene_pair(first: Evaluator, second: Evaluator, decisive: bool) -> Evaluat
             return b
         if a[0] is None:
             if b[0] is None:
-                return None, f"{a[1]}; {b[1]}", a[2] + b[2], tuple(dict.fromkeys(a[3] + b[3]))
+                if a[2] or b[2]:
+                    return None, f"{a[1]}; {b[1]}", a[2] + b[2], tuple(dict.fromkeys(a[3] + b[3]))
+                last = kept[0]  # no evidence: constant results ("no record of X" and a manual part) recur
+                if last[0] is a and last[1] is b:
+                    return last[2]
+                combined: Result = None, f"{a[1]}; {b[1]}", (), tuple(dict.fromkeys(a[3] + b[3]))
+                kept[0] = (a, b, combined)  # one tuple, replaced whole: safe for threads sharing the plan
+                return combined
             return None, a[1], a[2] + b[2], a[3]
         if b[0] is None:
             return None, b[1], a[2] + b[2], b[3]
         return not decisive, f"{a[1]}; {b[1]}", a[2] + b[2], ()
 
+    kept: list[tuple[Result | None, Result | None, Result]] = [(None, None, (None, "", (), ()))]
     return evaluate

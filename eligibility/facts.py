@@ -3,35 +3,35 @@
 This is done once per patient (and cached on it), so that screening against any number
 of criteria compares floats and dates only: names are resolved, units converted, reference
 ranges read and the record's own values written out for reasons here, not per criterion.
-Name and unit lookups are memoised by the string as written, since records repeat them.
-The records are named tuples: immutable, and made several times faster than frozen dataclasses.
+Name, unit and event lookups are memoised process-wide by what is written, since records
+repeat them ("epilepsy", absent; "creatinine" in umol/L).
+
+Facts outlive a screening (a batch keeps its patients), and the cyclic garbage collector
+traverses every tracked object at each full collection, which comes the sooner the more
+objects each screening leaves behind. So entries are plain tuples of atomic values, and a
+variable's entries a tuple of them: CPython stops tracking such tuples at the first
+collection (a named tuple, being a subclass, is tracked for ever). ``Measurement`` names the
+fields of a measurement row; ``Facts.measurement_rows`` holds the rows themselves.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, cast
+from operator import itemgetter
+from typing import Any, NamedTuple, TypeVar, cast
 
 from .patient import Code, Condition, Medication, Observation, Patient, Procedure
 from .units import UnitProblem, round_significant, significant_digits, units
-from .vocabulary import Variable, Vocabulary, name_key, vocabulary
+from .vocabulary import EVENT_KINDS, Variable, Vocabulary, name_key, vocabulary
 
 _MEMO_LIMIT = 100_000
 """Memoised spellings kept before a memo starts again (records may be free text without end)."""
 
 
-class UlnRatio(NamedTuple):
-    """A measurement as a multiple of the upper limit of normal (x ULN)."""
-
-    ratio: float  # by the record's own reference range, else the vocabulary's typical one
-    rounded: float  # to 3 decimals, for evidence
-    shown: str  # "95 U/L (2026-01-05) = 2.38 x ULN"
-    assumption: str | None  # says so when the vocabulary's typical range was used
-
-
 class Measurement(NamedTuple):
-    """One observation of a measured variable, converted once, with the text reasons quote."""
+    """One observation of a measured variable, converted once, with the text reasons quote
+    (the fields of a ``MeasurementRow``, by name)."""
 
     date: dt.date | None
     date_text: str | None  # ISO form
@@ -42,114 +42,140 @@ class Measurement(NamedTuple):
     value_text: str | None = None  # ``value`` written out, when it differs from the recorded value
     problem: str | None = None  # why ``value`` is None, or why it cannot be trusted
     conversion_note: str | None = None  # "converted with molar mass 113.12 g/mol", when it was
-    uln: UlnRatio | None = None  # against the upper limit of normal, when one is known
+    # as a multiple of the upper limit of normal (x ULN), when one is known: by the record's own
+    # reference range, else the vocabulary's typical one (``uln_assumption`` then says so)
+    uln: float | None = None
+    uln_rounded: float | None = None  # to 3 decimals, for evidence
+    uln_shown: str | None = None  # "95 U/L (2026-01-05) = 2.38 x ULN"
+    uln_assumption: str | None = None
     conflicting: bool = False  # another value of the variable differs on the same date
 
 
-class Finding(NamedTuple):
-    """One categorical observation (El Escorial category ...), with its canonical value."""
+MeasurementRow = tuple[dt.date | None, str | None, float | str, str | None, str, float | None, str | None, str | None,
+                       str | None, float | None, float | None, str | None, str | None, bool]
+"""A ``Measurement`` as a plain tuple, as facts keep it."""
 
-    date: dt.date | None
-    recorded: str
-    value: str | None
-    date_text: str | None = None  # ISO form
+_DATE = itemgetter(0)
 
+Finding = tuple[dt.date | None, str | None, str, str | None]
+"""One categorical observation (El Escorial category ...): (date, date in ISO form, the value
+as recorded, its canonical value or None)."""
 
-class Event(NamedTuple):
-    """A condition, medication or procedure entry: present or asserted absent, with its dates."""
+_Dated = TypeVar("_Dated", MeasurementRow, Finding)
 
-    present: bool
-    start: dt.date | None  # onset / start / date performed
-    diagnosed: dt.date | None
-    end: dt.date | None
-    recorded: str = ""  # the entry's name in the record ("alcohol abuse" for substance abuse)
-    recorded_key: str = ""  # ``name_key(recorded)``: reasons say "as 'ALS'" only when it differs from the label
-    recorded_quoted: str = ""  # ``repr(recorded)``, as reasons quote it
-    start_text: str | None = None  # the dates in ISO form
-    diagnosed_text: str | None = None
-    end_text: str | None = None
+Event = tuple[bool, dt.date | None, dt.date | None, dt.date | None, str, str, str, str | None, str | None, str | None]
+"""A condition, medication or procedure entry, present or asserted absent: (present, start
+(onset / start / date performed), diagnosed, end, the entry's name in the record ("alcohol
+abuse" for substance abuse), ``name_key`` of it (reasons say "as 'ALS'" only when it differs
+from the label), ``repr`` of it (as reasons quote it), start, diagnosed and end in ISO form)."""
 
 
 @dataclass(slots=True)
 class Facts:
-    """What a patient's record says, indexed by variable id; lists newest first, undated last
+    """What a patient's record says, indexed by variable id; entries newest first, undated last
     (events: present ones first, then those asserted absent)."""
 
     patient_id: str
     sex: str
     birth_date: dt.date | None
     age: float | None
-    measurements: dict[str, list[Measurement]] = field(default_factory=dict)
-    findings: dict[str, list[Finding]] = field(default_factory=dict)
-    events: dict[str, list[Event]] = field(default_factory=dict)
+    measurement_rows: dict[str, tuple[MeasurementRow, ...]] = field(default_factory=dict)
+    findings: dict[str, tuple[Finding, ...]] = field(default_factory=dict)
+    events: dict[str, tuple[Event, ...]] = field(default_factory=dict)
     unmatched: list[str] = field(default_factory=list)  # record names the vocabulary does not know
     birth_date_text: str | None = None  # ISO form, for evidence
 
+    @property
+    def measurements(self) -> dict[str, tuple[Measurement, ...]]:
+        """The measurements by variable, each with its fields named (made afresh: for reading, not screening)."""
+        return {variable_id: tuple(map(Measurement._make, rows)) for variable_id, rows in self.measurement_rows.items()}
 
-def _by_date_desc(item: Measurement | Finding) -> tuple[bool, dt.date]:
-    return (item.date is not None, item.date or dt.date.min)
+
+def _date_desc(item: MeasurementRow | Finding) -> tuple[bool, dt.date]:
+    date = item[0]
+    return (date is not None, date or dt.date.min)
+
+
+def _newest_first(entries: tuple[_Dated, ...]) -> list[_Dated]:
+    """Entries by date, newest first, undated last; equal dates in record order."""
+    try:  # all dated, the common case: compared by date in C
+        return sorted(entries, key=_DATE, reverse=True)
+    except TypeError:  # None (undated) does not compare with a date
+        return sorted(entries, key=_date_desc, reverse=True)
 
 
 def _present_then_by_date_desc(event: Event) -> tuple[bool, bool, dt.date]:
-    when = event.start or event.diagnosed
-    return (event.present, when is not None, when or dt.date.min)
+    when = event[1] or event[2]
+    return (event[0], when is not None, when or dt.date.min)
 
 
-def _mark_conflicts(entries: list[Measurement]) -> list[Measurement]:
+def _mark_conflicts(entries: list[MeasurementRow]) -> tuple[MeasurementRow, ...]:
     """Flag each measurement whose date carries two different values (sorted by date)."""
-    if all(entries[i].date != entries[i - 1].date for i in range(1, len(entries))):
-        return entries  # every date once, the common case: nothing to compare
+    if len(set(map(_DATE, entries))) == len(entries):
+        return tuple(entries)  # every date once, the common case: nothing to compare
     marked = list(entries)
     start = 0
     while start < len(entries):
         end = start + 1
-        while end < len(entries) and entries[end].date == entries[start].date:
+        while end < len(entries) and entries[end][0] == entries[start][0]:
             end += 1
-        if len({m.value for m in entries[start:end]}) > 1:
-            marked[start:end] = [m._replace(conflicting=True) for m in entries[start:end]]
+        if len({m[5] for m in entries[start:end]}) > 1:  # values
+            marked[start:end] = [(*m[:-1], True) for m in entries[start:end]]
         start = end
-    return marked
+    return tuple(marked)
 
 
 class _Reading(NamedTuple):
-    """How a variable reads values written in one unit: to its canonical unit, or why not."""
+    """How a variable reads values written in one unit: to its canonical unit, or why not; with
+    the variable's bounds, so that a measurement reads no model attribute."""
 
     problem: str | None
     factor: float
     shown_unit: str | None  # the unit reasons quote: as written, or the one a bare number is in
     note: str | None  # an assumption the conversion made (a molar mass)
+    low: float | None  # plausible bounds, in the canonical unit
+    high: float | None
+    typical_high: float | None  # the vocabulary's typical upper limit of normal
+    typical_assumption: str | None  # the evidence's words when that limit is used
+    converted: dict[float, float]  # recorded number -> converted and rounded value, memoised
+
+
+_MEASURED, _FINDING, _OTHER = range(3)
+"""How an observation of a variable is read (by the variable's kind); ``_OTHER`` is not read."""
 
 
 class FactsBuilder:
     """Matches a record's entries to the vocabulary and converts their values.
 
     Names and units repeat across records, so their lookups (regular expressions, unit
-    tables) are memoised by the text as written.
+    tables) are memoised by the text as written; so are whole events, which repeat too.
     """
 
     def __init__(self, vocab: Vocabulary | None = None):
         self.vocab = vocab or vocabulary()
-        self._names: dict[str, tuple[Variable | None]] = {}  # in a tuple: None is a finding too
-        self._codes: dict[tuple[str, str], tuple[Variable | None]] = {}
+        self._names: dict[str, tuple[Variable | None, int]] = {}
+        self._codes: dict[tuple[str, str], tuple[Variable | None, int]] = {}
         self._readings: dict[tuple[str, str | None, bool], _Reading] = {}
-        self._name_keys: dict[str, str] = {}
+        self._categories: dict[tuple[str, str], str | None] = {}
+        self._events: dict[tuple[Any, ...], tuple[tuple[str, ...], Event | None]] = {}  # by entry type and fields
 
-    def variable_for(self, name: str, code: Code | None) -> Variable | None:
+    def _route(self, name: str, code: Code | None) -> tuple[Variable | None, int]:
+        """The variable an entry names (its code first) and how an observation of it is read."""
         if code is not None:
             key = (code.system, code.code)
             by_code = self._codes.get(key)
             if by_code is None:
-                by_code = (self.vocab.by_code(code.system, code.code),)
+                by_code = _routed(self.vocab.by_code(code.system, code.code))
                 _bounded(self._codes)
                 self._codes[key] = by_code
             if by_code[0] is not None:
-                return by_code[0]
+                return by_code
         by_name = self._names.get(name)
         if by_name is None:
-            by_name = (self.vocab.by_name(name),)
+            by_name = _routed(self.vocab.by_name(name))
             _bounded(self._names)
             self._names[name] = by_name
-        return by_name[0]
+        return by_name
 
     def reading(self, variable: Variable, written_unit: str | None, mapped: bool = False) -> _Reading:
         """How ``variable`` reads a number recorded in ``written_unit`` (``mapped``: a text value
@@ -159,59 +185,79 @@ class FactsBuilder:
         if found is None:
             unit = variable.unit if mapped else variable.record_unit(written_unit)
             conversion = None if unit is None else units().conversion(unit, variable.unit or unit, variable.molar_mass)
+            bounds, typical = variable.plausible, variable.reference_range
+            limits = (bounds.low if bounds else None, bounds.high if bounds else None,
+                      typical.high if typical else None,
+                      f"upper limit of normal {typical.high:g} {variable.unit} assumed (typical adult range, "
+                      "rules/vocabulary.yaml): the record gives no range" if typical and typical.high else None)
             if conversion is None:
-                found = _Reading(f"no unit given (expected {variable.unit})", 1.0, written_unit, None)
+                found = _Reading(f"no unit given (expected {variable.unit})", 1.0, written_unit, None, *limits, {})
             elif isinstance(conversion, UnitProblem):
-                found = _Reading(str(conversion), 1.0, written_unit, None)
+                found = _Reading(str(conversion), 1.0, written_unit, None, *limits, {})
             else:
                 note = f"converted with molar mass {conversion.molar_mass:g} g/mol" if conversion.molar_mass else None
-                found = _Reading(None, conversion.factor, written_unit or unit, note)  # a bare score is in points
+                found = _Reading(None, conversion.factor, written_unit or unit, note, *limits, {})  # a bare score is in points
             _bounded(self._readings)
             self._readings[key] = found
         return found
 
     def build(self, patient: Patient) -> Facts:
         facts = Facts(patient.id, patient.sex, patient.birth_date, patient.age, birth_date_text=iso_date(patient.birth_date))
+        # grouped into tuples as they come (most variables have one entry), then sorted where several
+        measured, found, events, unmatched = facts.measurement_rows, facts.findings, facts.events, facts.unmatched
+        route = self._route
         for observation in patient.observations:
-            self._add_observation(facts, observation)
-        entries: tuple[Condition | Medication | Procedure, ...] = (*patient.conditions, *patient.medications, *patient.procedures)
-        for entry in entries:
-            self._add_event(facts, entry)
-        for findings in facts.findings.values():
-            if len(findings) > 1:
-                findings.sort(key=_by_date_desc, reverse=True)
-        for events in facts.events.values():
-            if len(events) > 1:
-                events.sort(key=_present_then_by_date_desc, reverse=True)
-        for variable_id, measured in facts.measurements.items():
-            if len(measured) > 1:
-                measured.sort(key=_by_date_desc, reverse=True)
-                facts.measurements[variable_id] = _mark_conflicts(measured)
+            variable, how = route(observation.name, observation.code)
+            if variable is not None and how == _MEASURED:
+                row = self.measurement(variable, observation)
+                rows = measured.get(variable.id)
+                measured[variable.id] = (row,) if rows is None else (*rows, row)
+            elif variable is not None and how == _FINDING:
+                finding = self._finding(variable, observation)
+                same = found.get(variable.id)
+                found[variable.id] = (finding,) if same is None else (*same, finding)
+            else:
+                unmatched.append(observation.name)
+        for entries in (patient.conditions, patient.medications, patient.procedures):
+            for item in entries:
+                ids, event = self._event(item)
+                if event is None:
+                    unmatched.append(item.name)
+                    continue
+                for variable_id in ids:
+                    listed = events.get(variable_id)
+                    events[variable_id] = (event,) if listed is None else (*listed, event)
+        for variable_id, rows in measured.items():
+            if len(rows) > 1:
+                measured[variable_id] = _mark_conflicts(_newest_first(rows))
+        for variable_id, same in found.items():
+            if len(same) > 1:
+                found[variable_id] = tuple(_newest_first(same))
+        for variable_id, listed in events.items():
+            if len(listed) > 1:
+                events[variable_id] = tuple(sorted(listed, key=_present_then_by_date_desc, reverse=True))
         return facts
 
-    def _add_observation(self, facts: Facts, observation: Observation) -> None:
-        variable = self.variable_for(observation.name, observation.code)
-        if variable is None:
-            facts.unmatched.append(observation.name)
-        elif variable.values:
-            recorded = str(observation.value)
+    def _finding(self, variable: Variable, observation: Observation) -> Finding:
+        recorded = str(observation.value)
+        key = (variable.id, recorded)
+        try:
+            value = self._categories[key]
+        except KeyError:
             value = self.vocab.category_value(variable.id, recorded)
-            finding = Finding(observation.date, recorded, value, iso_date(observation.date))
-            facts.findings.setdefault(variable.id, []).append(finding)
-        elif variable.is_measured:
-            facts.measurements.setdefault(variable.id, []).append(self.measurement(variable, observation))
-        else:
-            facts.unmatched.append(observation.name)
+            _bounded(self._categories)
+            self._categories[key] = value
+        return (observation.date, iso_date(observation.date), recorded, value)
 
-    def measurement(self, variable: Variable, observation: Observation) -> Measurement:
+    def measurement(self, variable: Variable, observation: Observation) -> MeasurementRow:
+        """The observation as a measurement row (see ``Measurement`` for its fields)."""
         recorded, date, written_unit = observation.value, observation.date, observation.unit
         iso = iso_date(date)
-        when = f" ({iso})" if iso else " (undated)"
         if isinstance(recorded, str):
             mapped = variable.value_map.get(recorded.strip().casefold())
             if mapped is None:
-                return Measurement(date, iso, recorded, written_unit, _shown(recorded, written_unit, when), None,
-                                   problem=f"{recorded!r} is not a value of {variable.label}")
+                return _unusable(date, iso, recorded, written_unit, _shown(recorded, written_unit, iso),
+                                 f"{recorded!r} is not a value of {variable.label}")
             number: float = mapped
             reading = self.reading(variable, written_unit, mapped=True)
         else:
@@ -219,61 +265,76 @@ class FactsBuilder:
             reading = self.reading(variable, written_unit)
         own_range = observation.reference_range
         shown_unit = reading.shown_unit
-        shown = _shown(recorded, shown_unit, when)
+        shown = _shown(recorded, shown_unit, iso)
         own_high = own_range.high if own_range is not None else None
         if own_high is not None and own_high <= 0:  # a range the record gives but that cannot be used
-            return Measurement(date, iso, recorded, shown_unit, shown, None,
-                               problem=f"its reference range has an upper limit of {own_high:g}, not a usable upper limit of normal")
+            return _unusable(date, iso, recorded, shown_unit, shown,
+                             f"its reference range has an upper limit of {own_high:g}, not a usable upper limit of normal")
         # a ratio to the record's own limit needs no unit, but never of a negative value
         own_ratio = number / own_high if own_high is not None and number >= 0 else None
         if reading.problem is not None:
-            return Measurement(date, iso, recorded, shown_unit, shown, None, problem=reading.problem,
-                               uln=None if own_ratio is None else _uln(own_ratio, shown, None))
+            if own_ratio is None:
+                return _unusable(date, iso, recorded, shown_unit, shown, reading.problem)
+            return (date, iso, recorded, shown_unit, shown, None, None, reading.problem, None,
+                    own_ratio, round(own_ratio, 3), f"{shown} = {own_ratio:.2f} x ULN", None, False)
         value = number * reading.factor
-        if reading.factor != 1.0:
-            value = round_significant(value, significant_digits(number))
-        bounds = variable.plausible
-        if bounds is not None and ((bounds.low is not None and value < bounds.low) or (bounds.high is not None and value > bounds.high)):
+        if reading.factor != 1.0:  # to the precision written: its digits are counted in text, so memoised
+            converted = reading.converted.get(number)
+            if converted is None:
+                converted = round_significant(value, significant_digits(number))
+                _bounded(reading.converted)
+                reading.converted[number] = converted
+            value = converted
+        low, high = reading.low, reading.high
+        if (low is not None and value < low) or (high is not None and value > high):
             problem = f"{number:g} {written_unit or ''} is not a plausible {variable.label}".replace("  ", " ")
-            return Measurement(date, iso, recorded, shown_unit, shown, None, problem=problem)  # no x ULN either
-        typical_high = variable.reference_range.high if variable.reference_range else None
+            return _unusable(date, iso, recorded, shown_unit, shown, problem)  # no x ULN either
+        value_text = None if recorded == value else f"{value:g}"
         if own_ratio is not None:
-            uln: UlnRatio | None = _uln(own_ratio, shown, None)
-        elif typical_high:
-            uln = _uln(value / typical_high, shown, f"upper limit of normal {typical_high:g} {variable.unit} assumed "
-                                                    "(typical adult range, rules/vocabulary.yaml): the record gives no range")
+            return (date, iso, recorded, shown_unit, shown, value, value_text, None, reading.note,
+                    own_ratio, round(own_ratio, 3), f"{shown} = {own_ratio:.2f} x ULN", None, False)
+        if reading.typical_high:
+            ratio = value / reading.typical_high
+            return (date, iso, recorded, shown_unit, shown, value, value_text, None, reading.note,
+                    ratio, round(ratio, 3), f"{shown} = {ratio:.2f} x ULN", reading.typical_assumption, False)
+        return (date, iso, recorded, shown_unit, shown, value, value_text, None, reading.note, None, None, None, None, False)
+
+    def _event(self, entry: Condition | Medication | Procedure) -> tuple[tuple[str, ...], Event | None]:
+        """The entry as an event, with the variables it is recorded under (its own, and those a
+        present entry implies or an absent one rules out); no event for a name not of an event."""
+        key = (type(entry).__name__, *entry.__dict__.values())  # frozen models of atoms (and a frozen Code)
+        known = self._events.get(key)
+        if known is not None:
+            return known
+        variable = self._route(entry.name, entry.code)[0]
+        if variable is None or variable.kind not in EVENT_KINDS:
+            known = ((), None)
         else:
-            uln = None
-        return Measurement(date, iso, recorded, shown_unit, shown, value, None if recorded == value else f"{value:g}",
-                           conversion_note=reading.note, uln=uln)
+            if isinstance(entry, Condition):
+                start, diagnosed, end = entry.onset, entry.diagnosed, entry.end
+            elif isinstance(entry, Medication):
+                start, diagnosed, end = entry.start, None, entry.end
+            elif variable.timing == "current":  # an ongoing therapy: in use until its end
+                start, diagnosed, end = entry.date, None, entry.end
+            else:  # a one-off procedure happened on its date
+                start, diagnosed, end = entry.date, None, entry.end or entry.date
+            event: Event = (entry.present, start, diagnosed, end, entry.name, name_key(entry.name), repr(entry.name),
+                            iso_date(start), iso_date(diagnosed), iso_date(end))
+            related = self.vocab.broader.get(variable.id, ()) if entry.present else self.vocab.narrower.get(variable.id, ())
+            known = ((variable.id, *related), event)
+        _bounded(self._events)
+        self._events[key] = known
+        return known
 
-    def _add_event(self, facts: Facts, entry: Condition | Medication | Procedure) -> None:
-        variable = self.variable_for(entry.name, entry.code)
-        if variable is None or variable.kind not in ("condition", "medication", "procedure"):
-            facts.unmatched.append(entry.name)
-            return
-        if isinstance(entry, Condition):
-            start, diagnosed, end = entry.onset, entry.diagnosed, entry.end
-        elif isinstance(entry, Medication):
-            start, diagnosed, end = entry.start, None, entry.end
-        elif variable.timing == "current":  # an ongoing therapy: in use until its end
-            start, diagnosed, end = entry.date, None, entry.end
-        else:  # a one-off procedure happened on its date
-            start, diagnosed, end = entry.date, None, entry.end or entry.date
-        event = Event(entry.present, start, diagnosed, end, entry.name, self._name_key(entry.name), repr(entry.name),
-                      iso_date(start), iso_date(diagnosed), iso_date(end))
-        facts.events.setdefault(variable.id, []).append(event)
-        related = self.vocab.broader.get(variable.id, ()) if event.present else self.vocab.narrower.get(variable.id, ())
-        for other in related:
-            facts.events.setdefault(other, []).append(event)
 
-    def _name_key(self, name: str) -> str:
-        key = self._name_keys.get(name)
-        if key is None:
-            _bounded(self._name_keys)
-            key = self._name_keys[name] = name_key(name)
-        return key
-
+def _routed(variable: Variable | None) -> tuple[Variable | None, int]:
+    if variable is None:
+        return None, _OTHER
+    if variable.values:
+        return variable, _FINDING
+    if variable.is_measured:
+        return variable, _MEASURED
+    return variable, _OTHER
 
 
 _DATE_TEXTS: dict[dt.date, str] = {}
@@ -290,12 +351,16 @@ def iso_date(date: dt.date | None) -> str | None:
     return text
 
 
-def _shown(recorded: float | str, unit: str | None, when: str) -> str:
-    return f"{recorded}{' ' + unit if unit else ''}{when}"
+def _unusable(date: dt.date | None, iso: str | None, recorded: float | str, unit: str | None, shown: str,
+              problem: str) -> MeasurementRow:
+    """A measurement with no value to compare, and why."""
+    return (date, iso, recorded, unit, shown, None, None, problem, None, None, None, None, None, False)
 
 
-def _uln(ratio: float, shown: str, assumption: str | None) -> UlnRatio:
-    return UlnRatio(ratio, round(ratio, 3), f"{shown} = {ratio:.2f} x ULN", assumption)
+def _shown(recorded: float | str, unit: str | None, iso: str | None) -> str:
+    if unit:
+        return f"{recorded} {unit} ({iso})" if iso else f"{recorded} {unit} (undated)"
+    return f"{recorded} ({iso})" if iso else f"{recorded} (undated)"
 
 
 def _bounded(memo: dict) -> None:  # type: ignore[type-arg]

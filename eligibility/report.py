@@ -64,17 +64,20 @@ _SET_DICT = BaseModel.__dict__["__dict__"].__set__  # the slots pydantic's own c
 _SET_FIELDS_SET = BaseModel.__dict__["__pydantic_fields_set__"].__set__
 _SET_EXTRA = BaseModel.__dict__["__pydantic_extra__"].__set__
 _SET_PRIVATE = BaseModel.__dict__["__pydantic_private__"].__set__
+_RESULT_FIELDS = set(CriterionResult.model_fields)
+_new = object.__new__
 
 
 def _trusted_constructor(model: type[_Model]) -> Callable[[dict[str, Any]], _Model]:
     """``model.model_construct(**values)`` for values that name every field, in a fifth of the
     time: a screening makes one model per criterion, and ``model_construct`` spends most of its
     time matching aliases and defaults. The fields-set is shared: the models are frozen, and
-    pydantic copies the set before changing it (``model_copy``)."""
-    new, fields_set = model.__new__, set(model.model_fields)
+    pydantic copies the set before changing it (``model_copy``). ``TrialScreener.screen`` does
+    the same for each criterion's result inline, without a call."""
+    fields_set = set(model.model_fields)
 
     def construct(values: dict[str, Any]) -> _Model:
-        instance = new(model)
+        instance = _new(model)
         _SET_DICT(instance, values)
         _SET_FIELDS_SET(instance, fields_set)
         _SET_EXTRA(instance, None)
@@ -84,7 +87,6 @@ def _trusted_constructor(model: type[_Model]) -> Callable[[dict[str, Any]], _Mod
     return construct
 
 
-_criterion_result = _trusted_constructor(CriterionResult)
 _report = _trusted_constructor(Report)
 
 _VERDICTS: dict[str, dict[Truth, Verdict]] = {
@@ -139,19 +141,25 @@ class TrialScreener:
         facts = facts_of(patient)
         results = []
         failed = undecided = False
+        fields_set = _RESULT_FIELDS
         for evaluate, verdicts, fields in self._steps:
             truth, reason, evidence, missing = evaluate(facts, screening)
             verdict = verdicts[truth]
-            if verdict == "fail":
-                failed = True
-            elif verdict == "unknown":
+            if truth is None:
                 undecided = True
-            values = fields.copy()
+            elif verdict == "fail":
+                failed = True
+            values = fields.copy()  # a copy of a dict of the same keys beats a literal of them
             values["verdict"] = verdict
             values["reason"] = reason
-            values["evidence"] = list(evidence)
-            values["missing"] = list(missing)
-            results.append(_criterion_result(values))
+            values["evidence"] = [*evidence]
+            values["missing"] = [*missing]
+            result = _new(CriterionResult)  # as _trusted_constructor's construct, without a call per criterion
+            _SET_DICT(result, values)
+            _SET_FIELDS_SET(result, fields_set)
+            _SET_EXTRA(result, None)
+            _SET_PRIVATE(result, None)
+            results.append(result)
         overall: Overall = "ineligible" if failed else "needs_review" if undecided else "eligible"
         return _report({"trial": self.trial.trial, "patient": patient.id, "as_of": screening.as_of, "overall": overall,
                         "healthy_volunteers": self.trial.healthy_volunteers, "criteria": results})

@@ -533,3 +533,23 @@ def test_presence_entries_after_the_screening_date_leave_an_asserted_absence() -
     assert only_later.verdict == "unknown" and "only on record after 2026-01-15" in only_later.reason
     before = screen(trial, patient(conditions=[later, {"name": "epilepsy", "onset": "2020-05-01"}]), as_of=AS_OF).criteria[0]
     assert before.verdict == "fail" and "(since 2020-05-01)" in before.reason
+
+
+def test_a_plan_reused_across_records_gives_each_the_outcome_a_fresh_plan_gives() -> None:
+    """all / any keep the combination of results without evidence ("no record of X" and a manual
+    part): a record with evidence, or other results, between two without is combined afresh."""
+    from eligibility import Manual
+
+    pair = All(items=(Presence(variable="epilepsy"), Manual(text="was it treated?")))
+    many = AnyOf(items=(Presence(variable="epilepsy"), Presence(variable="stroke"), Presence(variable="dementia")))
+    none_on_record = patient()
+    some = patient(conditions=[{"name": "stroke", "present": False}])
+    present = patient(conditions=[{"name": "epilepsy", "onset": "2010-01-01"}])
+    for predicate in (pair, many):
+        reused = Planner().plan(predicate)
+        for record in (none_on_record, none_on_record, some, present, none_on_record, present):
+            fresh = Planner().plan(predicate)(facts_of(record), Screening(AS_OF))
+            assert reused(facts_of(record), Screening(AS_OF)) == fresh, (predicate.type, record.conditions)
+    outcome = Planner().plan(many)(facts_of(none_on_record), Screening(AS_OF))
+    assert outcome.truth is None and outcome.missing == ["epilepsy", "stroke", "dementia"]
+    assert outcome.reason.count("; ") == 2
