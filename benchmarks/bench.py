@@ -18,7 +18,8 @@ What is measured (one thread; targets from the issue printed beside each figure)
    (b) screening again patients whose facts are cached; with a rough split of the time.
 3. screenings per second from JSON text: ``Patient.model_validate_json`` + screen.
 4. command-line cold start: ``eligibility screen`` as a subprocess (median wall time), with
-   the rule file and with the seed's criteria text (which builds the grammar), next to
+   the rule file and with the seed's criteria text: again (the compiled trial is cached), as a
+   new file (the parser is cached) and on a first run with no cache (the grammar is built), next to
    Python's own start-up. The machine is shared: figures move with its load.
 """
 
@@ -601,11 +602,15 @@ def cli_command() -> tuple[list[str], str]:
     return [sys.executable, "-m", "eligibility"], "python -m eligibility (no .venv/bin/eligibility)"
 
 
-def wall_times(commands: dict[str, list[str]], runs: int) -> dict[str, tuple[float | None, str]]:
+Command = list[str] | Callable[[int], tuple[list[str], dict[str, str]]]
+"""A fixed command, or one made for run ``index`` (its arguments and extra environment)."""
+
+
+def wall_times(commands: dict[str, Command], runs: int, env: dict[str, str] | None = None) -> dict[str, tuple[float | None, str]]:
     """Median wall time of each command over ``runs`` runs, after one untimed run each (warms
-    the OS file cache). The commands take turns, so a burst of other work on the machine
-    falls on all of them alike."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    the OS file cache and the eligibility caches). The commands take turns, so a burst of other
+    work on the machine falls on all of them alike."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     times: dict[str, list[float]] = {label: [] for label in commands}
     cpu: dict[str, list[float]] = {label: [] for label in commands}
     failed: dict[str, str] = {}
@@ -615,7 +620,8 @@ def wall_times(commands: dict[str, list[str]], runs: int) -> dict[str, tuple[flo
                 continue
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             start = time.perf_counter()
-            done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+            argv, extra = command(index) if callable(command) else (command, {})
+            done = subprocess.run(argv, cwd=ROOT, env={**env, **extra}, capture_output=True, text=True)
             elapsed = time.perf_counter() - start
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
             if done.returncode != 0:
@@ -650,10 +656,26 @@ def bench_cold_start(table: Table, runs: int, scratch: Path, profile: bool) -> N
     tail = [str(patient_file), "--format", "json", "--as-of", AS_OF.isoformat()]
     rule_command = [*base, "screen", shown(rule_file), *tail]
     text_command = [*base, "screen", str(SEED_TRIAL_TEXT), *tail, "--condition", "als"]
+    seed_text = SEED_TRIAL_TEXT.read_bytes()
+
+    def new_text(index: int) -> tuple[list[str], dict[str, str]]:
+        """The seed text under a new path each run: the compiled-trial cache misses, the parser cache hits."""
+        path = scratch / f"seed-copy-{index}.txt"
+        path.write_bytes(seed_text)
+        return [*base, "screen", str(path), *tail, "--condition", "als"], {}
+
+    def first_ever(index: int) -> tuple[list[str], dict[str, str]]:
+        """An empty cache directory each run: the grammar is built, as on a fresh machine."""
+        return text_command, {"XDG_CACHE_HOME": str(scratch / f"empty-cache-{index}")}
+
+    # the benchmark's own cache directory: the user's ~/.cache/eligibility is neither read nor filled
     measured = wall_times({"screen rule file (.yaml)": rule_command,
-                           "screen seed text (.txt, builds grammar)": text_command,
+                           "screen seed text again (trial cached)": text_command,
+                           "screen new text (parser cached)": new_text,
+                           "screen text, first run (no cache)": first_ever,
                            "python -c pass (ref.)": [sys.executable, "-c", "pass"],
-                           "python -c 'import eligibility' (ref.)": [sys.executable, "-c", "import eligibility"]}, runs)
+                           "python -c 'import eligibility' (ref.)": [sys.executable, "-c", "import eligibility"]},
+                          runs, env={"XDG_CACHE_HOME": str(scratch / "cache")})
     for label, (median, detail) in measured.items():
         if label.endswith("(ref.)"):
             table.add(label, "FAILED" if median is None else f"{median:.3f} s", "", detail)
