@@ -13,9 +13,10 @@ from typing import Any
 from .errors import CriteriaTextError, InputError, RuleFileError
 from .items import split_items
 from .patient import parse_json_text
-from .predicates import All, AnyOf, Comparison, Manual, Not, PredicateNode, Range, Sex
+from .predicates import All, AnyOf, Comparison, Implies, Manual, Not, PredicateNode, Range, Sex
 from .trial import Criterion, CriterionKind, Trial, load_rule_text, trial_from_rule_data
 from .vocabulary import vocabulary
+
 
 MAX_TRIAL_BYTES = 5 * 1024 * 1024
 """A trial file larger than this is refused: registry records are tens of kilobytes."""
@@ -39,8 +40,12 @@ def _is_rule_file(text: str) -> bool:
 
 
 # "..., except curatively treated skin cancer", "(other than basal cell carcinoma)"
-_EXCEPTION = re.compile(r"\b(?:except(?:\s+for)?|excluding|other\s+than|with\s+the\s+exception\s+of|unless)\b(.*)$",
+_EXCEPTION = re.compile(r"\b(?:except(?:\s+for)?|excluding|other\s+than|with\s+the\s+exception\s+of|(?P<waiver>unless))\b(?P<tail>.*)$",
                         re.IGNORECASE | re.DOTALL)
+# "in which case it must be ≤ 5x ULN": the exception sets another requirement, so it waives the first
+_WAIVER = re.compile(r"\bin\s+which\s+case\b", re.IGNORECASE)
+# "Chemotherapy:", "Patients with Major Depressive Disorder (MDD)：": a lead-in to the items after it
+_LEAD_IN = re.compile(r"[:：]\s*$")
 # Words before the parenthesis that would turn its meaning around or carve out of it
 _NEGATED = re.compile(r"(?<![\w])(no|not|non|without|absence|absent|free|never|except|unless|other than|excluding)(?![\w])", re.IGNORECASE)
 # A parenthesis after such words is one example or part of a broader condition, not its definition
@@ -58,19 +63,22 @@ def compile_criterion(text: str, kind: CriterionKind, condition: str | None = No
     if len(text) > MAX_CRITERION_LENGTH:
         return None, f"not compiled: longer than {MAX_CRITERION_LENGTH} characters: not parsed"
     text = _LEADING_MARKER.sub("", text, count=1)
+    if _LEAD_IN.search(text):
+        return None, "not compiled: ends with a colon: a lead-in to the items after it, not a criterion"
     exception = _EXCEPTION.search(text)
     if exception is not None:
         before = text[: exception.start()]
-        head, tail = before.rstrip(" \t\r\n,;("), exception.group(1)  # "..., except", "(other than"
+        head, tail = before.rstrip(" \t\r\n,;("), exception.group("tail")  # "..., except", "(other than"
     if exception is not None and head:
         if "(" in before[len(head):] and ")" in tail:
             # "(excluding placement of vascular access) within 4 weeks": the exception ends at
             # its bracket and what follows belongs to the head
             tail, after = tail.split(")", 1)
             head = f"{head} {after}"
-        return _with_exception(head, tail.strip(" ).;"), kind, condition)
+        waives = exception.group("waiver") is not None or _WAIVER.search(tail) is not None
+        return _with_exception(head, tail.strip(" ).;"), kind, condition, waives)
     try:
-        return build_predicate(parse_criterion(text), context), None
+        return build_predicate(parse_criterion(text), context, text), None
     except (SyntaxProblem, CompileProblem) as problem:
         inner = _DEFINING_PARENTHESIS.search(text)
         # only in an exclusion: an inclusion compiled from its bracket alone would let in a patient
@@ -78,7 +86,7 @@ def compile_criterion(text: str, kind: CriterionKind, condition: str | None = No
         if (inner is not None and kind == "exclusion" and not _NEGATED.search(text[: inner.start()])
                 and not _LOOSE_DEFINITION.search(text[: inner.start()])):
             try:
-                predicate = build_predicate(parse_criterion(inner.group(1)), context)
+                predicate = build_predicate(parse_criterion(inner.group(1)), context, inner.group(1))
             except (SyntaxProblem, CompileProblem):
                 pass
             else:
@@ -87,18 +95,23 @@ def compile_criterion(text: str, kind: CriterionKind, condition: str | None = No
         return None, f"not compiled: {problem}"
 
 
-def _with_exception(head: str, exception: str, kind: CriterionKind, condition: str | None) -> tuple[PredicateNode | None, str | None]:
+def _with_exception(head: str, exception: str, kind: CriterionKind, condition: str | None,
+                    waives: bool) -> tuple[PredicateNode | None, str | None]:
     """"No history of malignancy except curatively treated skin cancer": compile what is
     certain; the exception stays a manual part, so it can only ever make the answer unknown.
 
     An exception carves cases out of the condition the head describes: out of "X" it is
-    all(X, not-excepted), out of "no X" any(no X, excepted).
+    all(X, not-excepted), out of "no X" any(no X, excepted). In an inclusion, an exception
+    that waives the requirement ("X unless E", "... in which case ...") or excepts from a
+    measurement ("bilirubin ≤ 1.5 x ULN except Gilbert's") lets the patient in either way:
+    any(X, excepted).
     """
     predicate, note = compile_criterion(head, kind, condition)
     if predicate is None:
         return None, note
     manual = Manual(text=f"unless the exception applies: {exception}")
-    combined = AnyOf(items=(predicate, manual)) if isinstance(predicate, Not) else All(items=(predicate, manual))
+    widens = kind == "inclusion" and (waives or _is_measurement(predicate))
+    combined = AnyOf(items=(predicate, manual)) if isinstance(predicate, Not) or widens else All(items=(predicate, manual))
     return combined, f"exception kept for manual review: {exception}"
 
 
@@ -108,8 +121,15 @@ def _is_measurement(predicate: PredicateNode) -> bool:
     return isinstance(predicate, (Comparison, Range))
 
 
-def _criterion(criterion_id: str, kind: CriterionKind, text: str, condition: str | None) -> Criterion:
+def _criterion(criterion_id: str, kind: CriterionKind, text: str, condition: str | None,
+               group: str | None = None) -> Criterion:
     predicate, note = compile_criterion(text, kind, condition)
+    if predicate is not None and group is not None:
+        # under "Inclusion Criteria: Parents" a criterion is the parents' only: it never fails another
+        # patient (inclusion), nor excludes one (exclusion), on its own
+        in_group = Manual(text=f"in group: {group}")
+        predicate = Implies(condition=in_group, then=predicate) if kind == "inclusion" else All(items=(in_group, predicate))
+        note = f"{note + '; ' if note else ''}applies to the group '{group}' only"
     return Criterion(id=criterion_id, kind=kind, text=text, compiled=predicate is not None, predicate=predicate, note=note)
 
 
@@ -128,7 +148,7 @@ def compile_trial(text: str, *, trial_id: str | None = None, condition: str | No
     if not items:  # a trial of no criteria would screen every patient "eligible"
         raise CriteriaTextError("headings but no criteria under them", source=source)
     criteria = [
-        _criterion(f"{'I' if item.kind == 'inclusion' else 'E'}{item.number}", item.kind, item.text, condition)
+        _criterion(f"{'I' if item.kind == 'inclusion' else 'E'}{item.number}", item.kind, item.text, condition, item.group)
         for item in items
     ]
     found_id = _NCT_ID.search(text)

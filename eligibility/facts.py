@@ -22,7 +22,7 @@ from operator import itemgetter
 from typing import Any, NamedTuple, TypeVar, cast
 
 from .patient import Code, Condition, Medication, Observation, Patient, Procedure
-from .units import UnitProblem, round_significant, significant_digits, units
+from .units import UnitProblem, convert_written, units
 from .vocabulary import EVENT_KINDS, Variable, Vocabulary, name_key, vocabulary
 
 _MEMO_LIMIT = 100_000
@@ -281,7 +281,7 @@ class FactsBuilder:
         if reading.factor != 1.0:  # to the precision written: its digits are counted in text, so memoised
             converted = reading.converted.get(number)
             if converted is None:
-                converted = round_significant(value, significant_digits(number))
+                converted = convert_written(number, reading.factor)
                 _bounded(reading.converted)
                 reading.converted[number] = converted
             value = converted

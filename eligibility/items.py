@@ -41,6 +41,8 @@ class Item(BaseModel, frozen=True):
     """Wrapped lines joined with one space, marker removed, sub-items appended ``"; "``-separated."""
     line: int
     """1-based line of the input where the item starts."""
+    group: str | None = None
+    """The group a labelled section's items apply to ("Inclusion Criteria: Parents"), or None."""
 
 
 def split_items(text: str, *, source: str = "<text>") -> list[Item]:
@@ -53,12 +55,14 @@ def split_items(text: str, *, source: str = "<text>") -> list[Item]:
     """
     counts = {"inclusion": 0, "exclusion": 0}
     items: list[Item] = []
-    for section in _sections(text.splitlines(), source):
+    sections = _sections(text.splitlines(), source)
+    for section in sections:
+        group = _group(section, sections)
         for draft in _drafts(section.lines):
             item_text = draft.text()
             if item_text:
                 counts[section.kind] += 1
-                items.append(Item(kind=section.kind, number=counts[section.kind], text=item_text, line=draft.line))
+                items.append(Item(kind=section.kind, number=counts[section.kind], text=item_text, line=draft.line, group=group))
                 if len(items) > MAX_ITEMS:
                     raise CriteriaTextError(f"more than {MAX_ITEMS} criteria: not one trial's criteria (nothing was screened)",
                                             source=source, line=draft.line)
@@ -157,6 +161,21 @@ class _Section:
     kind: Kind
     lines: list[_Line | None] = field(default_factory=list)
     """Body lines in order; None for a blank line."""
+    label: str | None = None
+    """A short name after the heading's colon ("Inclusion Criteria:Parents"): a group, or a first item."""
+
+
+# "Parents", "Adolescent", "Healthy controls": a few words naming a group of participants
+_GROUP_LABEL = re.compile(r"[^\W\d_][^\d.,;:()\[\]]{0,40}")
+
+
+def _group(section: _Section, sections: list[_Section]) -> str | None:
+    """The group a section's items apply to: its label, when another section of its kind has one too
+    ("Inclusion Criteria: Adolescents" ... "Inclusion Criteria: Parents"). One label alone may be the
+    first item ("Inclusion Criteria: Pregnant women"), so it names no group."""
+    if section.label is None:
+        return None
+    return section.label if sum(other.kind == section.kind and other.label is not None for other in sections) > 1 else None
 
 
 @dataclass(slots=True)
@@ -245,6 +264,8 @@ def _sections(lines: list[str], source: str) -> list[_Section]:
         body = sections[-1].lines
         if heading.content:
             body.append(heading.content)
+            if len(heading.content.text.split()) <= 3 and _GROUP_LABEL.fullmatch(heading.content.text):
+                sections[-1].label = heading.content.text
     if preamble is not None:
         raise CriteriaTextError(
             "expected an 'Inclusion Criteria' or 'Exclusion Criteria' heading (any case, with or"

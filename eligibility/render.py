@@ -49,7 +49,7 @@ from .predicates import (
     Range,
     Sex,
 )
-from .units import UnitProblem, round_significant, significant_digits, unit_key, units
+from .units import UnitProblem, convert_written, unit_key, units
 from .vocabulary import Variable, Vocabulary, name_key, vocabulary
 
 __all__ = ["Phrasing", "RenderError", "render", "unit_spellings", "variable_names"]
@@ -95,10 +95,12 @@ _WINDOWS = ["within", "within the past", "within the last", "in the past", "in t
 _NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine",
                  10: "ten", 11: "eleven", 12: "twelve", 15: "fifteen", 20: "twenty", 30: "thirty"}
 _NEGATIONS = ["no", "without", "not", "absence of", "free of", "never had"]
-_HISTORY = ["history of", "a history of", "prior", "previous", "known", "evidence of", "presence of"]
-_HISTORY_OF_TREATMENT = ["prior", "previous", "history of", "treatment with", "use of", "exposure to", "receipt of"]
+_HISTORY = ["history of", "a history of", "prior", "previous", "documented history of", "known history of"]
+_HISTORY_OF_TREATMENT = ["prior", "previous", "history of", "treatment with", "prior use of", "exposure to", "receipt of"]
+# how an event is known, not when: the variable keeps its own timing
+_KNOWN = ["", "", "", "known ", "documented ", "evidence of ", "presence of ", "confirmed "]
 _CURRENT = ["current", "active", "ongoing", "currently"]
-_CURRENT_TREATMENT = ["on", "taking", "using", "under", "current", "currently", "receiving", "currently taking"]
+_CURRENT_TREATMENT = ["on", "taking", "using", "use of", "under", "current", "currently", "receiving", "currently taking"]
 _LIST_OR = [" or ", ", or ", "/", " and/or ", ", "]
 _LIST_AND = [" and ", ", and "]
 _CONDITIONAL_MARKS = ["For patients", "For subjects", "For participants", "In patients with", "In case of", "If"]
@@ -824,7 +826,7 @@ class _Renderer:
         elif marker == "CURRENT":
             lead = self.choose.pick(_CURRENT_TREATMENT if treatment else _CURRENT) + " "
         else:
-            lead = ""
+            lead = self.choose.pick(_KNOWN)
         if not self.ends_with_name_ok and window is None:
             raise RenderError("a list of names before 'and'/'or' reads as one longer list")
         names = self._list([self.name(v.id) for v in variables], separators)
@@ -881,14 +883,14 @@ def _current(variable: Variable, marker: str, window: Period | None) -> bool:
 def _written_value(value: float, factor: float) -> str | None:
     """A number in another unit that the compiler converts back to exactly ``value``.
 
-    The compiler keeps the precision written (``round_significant``), so 2.0 mg/dL may be
-    written 177 µmol/L; ``None`` when no number of 3 to 9 significant digits comes back exact.
+    The compiler keeps the precision and resolution written (``units.converted_digits``), so 2.0 mg/dL
+    may be written 177 µmol/L; ``None`` when no number of 3 to 9 significant digits comes back exact.
     """
     if value == 0:
         return "0"
     for digits in range(3, 10):
         number = float(f"{value / factor:.{digits}g}")
-        if number > 0 and round_significant(number * factor, significant_digits(number)) == value:
+        if number > 0 and convert_written(number, factor) == value:
             return _decimal(number) if 1e-3 <= number <= 1e7 else None  # 4e10 pg/mL is not how anyone writes it
     return None
 

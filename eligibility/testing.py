@@ -818,10 +818,9 @@ def _realistic(variable: Variable) -> tuple[float, float]:
 
 def _convert(number: float, factor: float) -> float:
     """A recorded number in the canonical unit, kept to the precision written (as facts.py reads it)."""
-    from .units import round_significant, significant_digits
+    from .units import convert_written
 
-    value = number * factor
-    return value if factor == 1.0 else round_significant(value, significant_digits(number))
+    return convert_written(number, factor)
 
 
 def _plausible(variable: Variable, value: float) -> bool:

@@ -34,7 +34,7 @@ from .predicates import (
     Sex,
     TimeUnit,
 )
-from .units import UnitProblem, round_significant, significant_digits, units
+from .units import UnitProblem, convert_written, units
 from .vocabulary import Variable, Vocabulary, vocabulary
 
 CriterionKind = Literal["inclusion", "exclusion"]
@@ -114,8 +114,11 @@ class Span:
 class Subject:
     variables: tuple[Variable, ...]
     joined_by_and: bool
+    repeated: bool = False  # one variable named twice across a joint ("are pregnant or have been pregnant")
 
 
+# What stands between two names of a list: "A, B", "A; B", "A/B", "A & B", "A and/or B"
+_LIST_GAP = re.compile(r"[,;，；/&]|(?<![\w])(and|or)(?![\w])", re.IGNORECASE)
 _OPERATORS: dict[str, Operator] = {"GE": "ge", "GT": "gt", "LE": "le", "LT": "lt", "EQ": "eq",
                                    "GE_POST": "ge", "LE_POST": "le"}
 _NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
@@ -146,10 +149,12 @@ def _time_unit(text: str) -> TimeUnit:
 class PredicateBuilder(Transformer[Token, PredicateNode]):
     """Builds one criterion's predicate from its parse tree."""
 
-    def __init__(self, context: CompileContext, vocab: Vocabulary):
+    def __init__(self, context: CompileContext, vocab: Vocabulary, text: str):
         super().__init__()
         self.context = context
         self.vocab = vocab
+        self.text = text  # the parsed text: a comma between two names is ignored by the lexer, not here
+        self.name_spans: list[tuple[int, int]] = []  # where each name read so far starts and ends
         self.ambiguous: list[AmbiguousNumber] = []  # read as decimals only where _threshold found that certain
         self.certain: set[int] = set()
 
@@ -180,16 +185,28 @@ class PredicateBuilder(Transformer[Token, PredicateNode]):
     postfix_comparator = comparator
 
     def variable(self, name: Token, alias: Token | None = None) -> Variable:
+        self.name_spans.append((name.start_pos or 0, (alias or name).end_pos or 0))
         variable = self._lookup(name)
         if alias is not None and self._lookup(alias).id != variable.id:
             raise CompileProblem(f"{name!s} and {alias!s} are different variables")
         return variable
 
     def variable_list(self, *parts: Variable | Tree[Token]) -> Subject:
-        # "hemoglobin Hb < 12 g/dL": two names of one variable are that variable once
-        variables = tuple({p.id: p for p in parts if isinstance(p, Variable)}.values())
+        """Names joined by "and", "or", "/". Two names side by side are one name of the variable
+        ("hemoglobin Hb < 12 g/dL"), never a list: "Parkinson's Disease Dementia" and
+        "insulin-treated diabetes" are narrower concepts than either name."""
+        named = [p for p in parts if isinstance(p, Variable)]
+        spans = self.name_spans[len(self.name_spans) - len(named):]  # this list's names, read just before it
+        separated = False
+        for index, (before, after) in enumerate(zip(named, named[1:])):
+            if _LIST_GAP.search(self.text[spans[index][1]:spans[index + 1][0]]):
+                separated = True
+            elif before.id != after.id:
+                raise CompileProblem(f"{before.label} and {after.label} side by side: one compound name, or a list?")
+        variables = tuple({p.id: p for p in named}.values())
         separators = {cast(Token, t.children[0]).type for t in parts if isinstance(t, Tree)}
-        return Subject(variables, joined_by_and=separators == {"AND"})
+        return Subject(variables, joined_by_and=separators == {"AND"},
+                       repeated=(separated or bool(separators)) and len(variables) < len(named))
 
     def subject(self, variables: Subject) -> Subject:
         return variables
@@ -203,7 +220,12 @@ class PredicateBuilder(Transformer[Token, PredicateNode]):
         return period
 
     def marker(self, *tokens: Token) -> str:
-        return "CURRENT" if tokens[0].type == "CURRENTLY" else tokens[0].type
+        """HISTORY if any word says the event may be over, else CURRENT if one says now, else KNOWN
+        ("known", "documented": how it is known, so the variable's own timing holds)."""
+        types = {t.type for t in tokens}
+        if "HISTORY" in types:
+            return "HISTORY"
+        return "CURRENT" if types & {"CURRENT", "CURRENTLY"} else "KNOWN"
 
     # -- measured values ---------------------------------------------------------------
     def comparison(self, subject: Subject, op: Operator, quantity: Quantity, window: Period | None = None) -> PredicateNode:
@@ -359,6 +381,11 @@ class PredicateBuilder(Transformer[Token, PredicateNode]):
         qualifier = next((p for p in parts if isinstance(p, Qualifier)), None)
         subject = next(p for p in parts if isinstance(p, Subject))
         window = next((p for p in parts if isinstance(p, Period)), None)
+        if subject.repeated and window is not None:  # "are pregnant or have been pregnant in the last month"
+            raise CompileProblem(f"{subject.variables[0].label} named twice: is the window for both, or only the last?")
+        if qualifier is not None and len(subject.variables) > 1:
+            # "advanced cancer or haemodialysis": the qualifier may narrow the first name or each
+            raise CompileProblem(f"'{qualifier}' before a list: does it qualify the first name or each?")
         items: list[PredicateNode] = [self._presence(v, marker, window) for v in subject.variables]
         if qualifier is not None:  # not when the variable is that narrow ("systemic corticosteroids")
             items = [item if qualifier in variable.label.lower() else All(items=(item, Manual(text=f"{qualifier} {variable.label}?")))
@@ -375,7 +402,21 @@ class PredicateBuilder(Transformer[Token, PredicateNode]):
         """"Female patients aged 18 to 50", "women < 47 years old": the sex and the clause both."""
         if isinstance(clause, Bound):
             clause = self._bound_as_age(clause, clause.quantity)
+        if self._only_for(clause, cast(Sex, sex).sex):
+            # "Women must not be breastfeeding": the subject of a condition only women have, not a
+            # requirement to be a woman (a man is not breastfeeding)
+            return clause
         return All(items=(sex, clause))
+
+    def _only_for(self, predicate: PredicateNode, sex: str) -> bool:
+        """Whether ``predicate`` is about conditions that apply to ``sex`` alone (pregnancy)."""
+        if isinstance(predicate, Presence):
+            return self.vocab[predicate.variable].applies_to == sex
+        if isinstance(predicate, Not):
+            return self._only_for(predicate.item, sex)
+        if isinstance(predicate, (All, AnyOf)):
+            return all(self._only_for(item, sex) for item in predicate.items)
+        return False
 
     def age_of_sex(self, clause: PredicateNode | Bound, sex: PredicateNode) -> PredicateNode:
         """"18-35-year-old women", "Over 40 years of age women": only an age may come before the sex
@@ -508,9 +549,12 @@ class PredicateBuilder(Transformer[Token, PredicateNode]):
             value, unit = self._threshold(variable, quantity if quantity.unit else Quantity(quantity.value, "x ULN", "ULN"))
         return Comparison(variable=variable.id, op=bound.op, value=value, unit=unit, within=previous.within)
 
-    def start(self, predicate: PredicateNode | Bound) -> PredicateNode:
+    def start(self, *parts: Token | PredicateNode | Bound) -> PredicateNode:
+        predicate = cast(PredicateNode | Bound, parts[-1])
         if isinstance(predicate, Bound):
             predicate = self._bound_as_age(predicate, predicate.quantity)
+        if len(parts) > 1 and not _is_age(predicate):
+            raise CompileProblem(f"'{parts[0]!s}' limits the age, and no age is written")
         uncertain = next((n for n in self.ambiguous if id(n) not in self.certain), None)
         if uncertain is not None:
             raise CompileProblem(_ambiguous(uncertain))
@@ -547,7 +591,7 @@ class PredicateBuilder(Transformer[Token, PredicateNode]):
             raise CompileProblem(f"{variable.label} is a measurement: the criterion gives no threshold")
         timing = variable.timing or ("current" if variable.kind == "medication" else "ever")
         # "active X within 6 months": the window decides, not whether X is active today
-        current = window is None and (marker == "CURRENT" or (marker is None and timing == "current"))
+        current = window is None and (marker == "CURRENT" or (marker in (None, "KNOWN") and timing == "current"))
         return Presence(variable=variable.id, current=current, within=window)
 
     def _implied_age(self, quantity: Quantity) -> Subject:
@@ -574,6 +618,9 @@ class PredicateBuilder(Transformer[Token, PredicateNode]):
         return All(items=tuple(items)) if self.context.kind == "inclusion" else AnyOf(items=tuple(items))
 
     def _compare(self, subject: Subject, op: Operator, quantity: Quantity, window: Period | None) -> PredicateNode:
+        if op == "eq" and any(v.id == "age" for v in subject.variables):
+            # "Male or female = 18 years of age and <60 years": registry text loses '≥' and keeps '='
+            raise CompileProblem("'=' before an age: an exact age, or a lost '≥' or '≤'?")
         items: list[PredicateNode] = []
         for variable in subject.variables:
             value, unit = self._threshold(variable, quantity)
@@ -625,8 +672,7 @@ class PredicateBuilder(Transformer[Token, PredicateNode]):
             raise CompileProblem(f"{variable.label}: {conversion}")
         if conversion.factor == 1.0:
             return quantity.value, variable.unit
-        # rounded as a record's value is (facts.py), so one quantity in two units compares equal
-        value = round_significant(quantity.value * conversion.factor, significant_digits(quantity.value))
+        value = convert_written(quantity.value, conversion.factor)
         bounds = variable.plausible
         if bounds is not None and ((bounds.low is not None and value < bounds.low) or (bounds.high is not None and value > bounds.high)):
             # "TSH greater than 4.5 mIU/mL" (meant mIU/L) converts to a value no patient has: a mistyped unit
@@ -704,10 +750,10 @@ def _with_window(predicate: PredicateNode, window: Period) -> PredicateNode:
     raise CompileProblem("a time window on something that has no date")
 
 
-def build_predicate(tree: Tree[Token], context: CompileContext, vocab: Vocabulary | None = None) -> PredicateNode:
-    """The predicate a criterion's parse tree means, or CompileProblem."""
+def build_predicate(tree: Tree[Token], context: CompileContext, text: str, vocab: Vocabulary | None = None) -> PredicateNode:
+    """The predicate the parse tree of ``text`` means, or CompileProblem."""
     try:
-        return PredicateBuilder(context, vocab or vocabulary()).transform(tree)
+        return PredicateBuilder(context, vocab or vocabulary(), text).transform(tree)
     except VisitError as error:  # lark wraps errors raised inside callbacks
         if isinstance(error.orig_exc, CompileProblem):
             raise error.orig_exc from None

@@ -209,6 +209,29 @@ def round_significant(value: float, digits: int) -> float:
     return round(value, digits - 1 - int(math.floor(math.log10(abs(value)))))
 
 
+
+def converted_digits(written: float, factor: float) -> int:
+    """Significant digits a number converted from ``written`` (times ``factor``) keeps.
+
+    As many as the written number shows (176.8 µmol/L is 2.000 mg/dL, not 1.99996), and more
+    where the new unit is coarser than the written one, so the resolution written is kept
+    (275 lb, to the pound, is 124.7 kg, not 125). Thresholds and records use the same rule, so
+    a record written as the threshold is compares equal to it.
+    """
+    digits = significant_digits(written)
+    converted = abs(written * factor)
+    if converted == 0:
+        return digits
+    step = 10.0 ** (math.floor(math.log10(abs(written))) - digits + 1) * abs(factor)
+    return max(digits, math.floor(math.log10(converted)) - math.floor(math.log10(step)) + 1)
+
+
+def convert_written(written: float, factor: float) -> float:
+    """``written`` times ``factor``, to the precision and resolution written (``converted_digits``)."""
+    value = written * factor
+    return value if factor == 1.0 else round_significant(value, converted_digits(written, factor))
+
+
 @cache
 def units() -> UnitTable:
     """The process-wide unit table, loaded once."""

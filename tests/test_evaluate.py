@@ -553,3 +553,12 @@ def test_a_plan_reused_across_records_gives_each_the_outcome_a_fresh_plan_gives(
     outcome = Planner().plan(many)(facts_of(none_on_record), Screening(AS_OF))
     assert outcome.truth is None and outcome.missing == ["epilepsy", "stroke", "dementia"]
     assert outcome.reason.count("; ") == 2
+
+
+def test_a_record_written_as_a_converted_threshold_compares_equal_to_it() -> None:
+    """275 lb is 124.7 kg as a threshold and as a record: a patient of exactly 275 lb is not over 275 lb."""
+    text = "Weight over 275 pounds"
+    assert verdict(text, "exclusion", observations=[lab("weight", 275, "lb")]) == "pass"
+    assert verdict(text, "exclusion", observations=[lab("weight", 276, "lb")]) == "fail"
+    assert verdict(text, "exclusion", observations=[lab("weight", 124.9, "kg")]) == "fail"
+    assert verdict(text, "exclusion", observations=[lab("weight", 124.7, "kg")]) == "pass"

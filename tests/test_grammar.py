@@ -121,3 +121,20 @@ def test_compiling_does_not_depend_on_the_hash_seed() -> None:
         outputs.add(result.stdout)
     assert len(outputs) == 1, outputs
 
+
+
+def test_a_criterion_under_a_group_label_never_decides_alone() -> None:
+    """Under "Inclusion Criteria:Parents" (NCT03928028), "Age >18" is the parents' age: an adolescent must
+    not fail it. Inclusion: implies(in group, X); exclusion: all(in group, X)."""
+    from eligibility import compile_trial
+    from eligibility.predicates import All, Implies, Manual
+
+    text = "Inclusion Criteria:Adolescents\n 1. Age 12-18\nInclusion Criteria:Parents\n 1. Age >18\n" \
+           "Exclusion Criteria: Adolescent\n 1. Pregnancy\nExclusion Criteria: Parents\n 1. Pregnancy\n"
+    criteria = {c.id: c for c in compile_trial(text).criteria}
+    age = criteria["I4"].predicate
+    assert isinstance(age, Implies) and age.condition == Manual(text="in group: Parents")
+    assert age.then == Comparison(variable="age", op="gt", value=18, unit="year")
+    pregnancy = criteria["E2"].predicate
+    assert isinstance(pregnancy, All) and pregnancy.items[0] == Manual(text="in group: Adolescent")
+    assert "group 'Parents'" in (criteria["I4"].note or "")

@@ -199,7 +199,7 @@ def test_the_transformer_raises_only_compile_problems(data: Any, kind: str, cond
         event("syntax problem")
         return
     try:
-        predicate = build_predicate(tree, CompileContext(kind, condition))  # type: ignore[arg-type]
+        predicate = build_predicate(tree, CompileContext(kind, condition), sentence.text)  # type: ignore[arg-type]
     except CompileProblem:
         event("compile problem")
         return

@@ -476,3 +476,31 @@ def test_corpus_agreement_with_the_corpus_split(corpus: list[dict[str, Any]]) ->
         share = {key: counts[key] / counts["trials"] for key in ("both", "inclusion", "exclusion")}
         print(f"{layout:<24}{counts['trials']:>6}  {share['both']:6.1%} {share['inclusion']:9.1%} {share['exclusion']:10.1%}")
         assert share["both"] >= AGREEMENT_FLOORS[layout], layout
+
+
+GROUPED = """Inclusion Criteria:Adolescents
+  1. Age 12-18
+  2. Fluent in English
+Inclusion Criteria:Parents
+  1. Age >18
+Exclusion Criteria: Adolescent
+  1. Use of anti-psychotic medication
+Exclusion Criteria: Parents
+  1. Use of anti-psychotic medication
+"""
+
+
+def test_items_under_group_labels_carry_their_group() -> None:
+    """NCT03928028: "Inclusion Criteria:Parents" heads the parents' criteria; the label stays an item."""
+    items = split_items(GROUPED)
+    assert [(i.kind, i.group, i.text) for i in items] == [
+        ("inclusion", "Adolescents", "Adolescents"), ("inclusion", "Adolescents", "Age 12-18"),
+        ("inclusion", "Adolescents", "Fluent in English"), ("inclusion", "Parents", "Parents"),
+        ("inclusion", "Parents", "Age >18"), ("exclusion", "Adolescent", "Adolescent"),
+        ("exclusion", "Adolescent", "Use of anti-psychotic medication"), ("exclusion", "Parents", "Parents"),
+        ("exclusion", "Parents", "Use of anti-psychotic medication")]
+
+
+def test_one_label_alone_is_a_first_item_not_a_group() -> None:
+    items = split_items("Inclusion Criteria: Pregnant women\n1. Age 18-45\nExclusion Criteria:\n1. Smoking")
+    assert [i.group for i in items] == [None, None, None]

@@ -265,3 +265,12 @@ KNOWN_GRAMMAR_GAPS = [
     pytest.param(*case, marks=pytest.mark.xfail(strict=True, reason=case[3]), id=case[0][:40]) for case in KNOWN_GRAMMAR_GAPS])
 def test_known_grammar_gaps(text: str, kind: str, expected: PredicateNode, reason: str) -> None:
     assert compile_criterion(text, kind)[0] == expected  # type: ignore[arg-type]
+
+
+def test_a_threshold_converted_to_a_coarser_unit_keeps_its_resolution() -> None:
+    """"Weight over 275 pounds" is > 124.7 kg (not 125): written back in pounds it is 275 again."""
+    weight = Comparison(variable="weight", op="gt", value=124.7, unit="kg")
+    assert compile_criterion("Weight over 275 pounds", "exclusion")[0] == weight
+    in_pounds = [t for t in (render(weight, "exclusion", seed) for seed in range(300)) if "lb" in t or "pound" in t]
+    for text in in_pounds:
+        assert compile_criterion(text, "exclusion")[0] == weight, text
