@@ -167,7 +167,9 @@ def test_a_score_without_a_unit_is_in_points() -> None:
                                                    ("suicidality", "suicidal_ideation"), ("suicidality", "suicide_attempt"),
                                                    ("contraception", "intrauterine_device"), ("contraception", "oral_contraceptive"),
                                                    ("non_invasive_ventilation", "cpap"), ("dementia", "parkinsons_disease_dementia"),
-                                                   ("parkinsons_disease", "parkinsons_disease_dementia")])
+                                                   ("parkinsons_disease", "parkinsons_disease_dementia"),
+                                                   ("live_vaccine", "live_attenuated_influenza_vaccine"),
+                                                   ("infection", "upper_respiratory_tract_infection")])
 def test_a_narrower_concept_has_its_own_variable_under_the_broader_one(broader: str, narrower: str) -> None:
     """"Type 2 diabetes" must not be satisfied by type 1, nor "surgery" only by a major one; a record of
     the narrower one still counts for the broader."""
@@ -177,10 +179,13 @@ def test_a_narrower_concept_has_its_own_variable_under_the_broader_one(broader: 
 
 @pytest.mark.parametrize("name", ["troponin", "vas", "nrs", "acr", "pct", "estradiol", "cortisol", "insulin-dependent diabetes",
                                   "tbi", "asd", "art", "car-t", "aed", "nursing home", "morbid obesity", "elective surgery",
-                                  "planned surgery", "insulin-treated", "ecg", "electrocardiogram", "mesenchymal stem cell therapy"])
+                                  "planned surgery", "insulin-treated", "ecg", "electrocardiogram", "mesenchymal stem cell therapy",
+                                  "asa", "5-asa", "viral upper respiratory tract infection", "etdrs letters", "cyp3a4 inhibitors",
+                                  "strong cyp3a4 inhibitors", "ids-c30", "american society of anesthesiologists"])
 def test_ambiguous_names_are_not_synonyms(name: str) -> None:
     """Names that mean two things in real criteria (troponin I or T, a VAS of pain or of itch; TBI is
-    also total body irradiation, ASD atrial septal defect, ART assisted reproduction), a narrower class
+    also total body irradiation, ASD atrial septal defect, ART assisted reproduction; a bare ASA is also
+    aspirin; ETDRS letters belong to one eye; CYP3A4 inhibitors need a sourced member list), a narrower class
     (morbid obesity), a planned event (elective surgery), a qualifier of another noun ("insulin-treated
     diabetes") or a test with no finding (ECG) name no variable."""
     assert VOCAB.by_name(name) is None
@@ -212,7 +217,10 @@ def test_a_concept_is_not_satisfied_by_its_sibling(concept: str, not_included: s
                                                    ("alzheimer's disease", "alzheimers_disease"), ("stable angina", "stable_angina"),
                                                    ("suicide attempt", "suicide_attempt"), ("suicide risk", "suicidality"),
                                                    ("iud", "intrauterine_device"), ("immunosuppression", "immunocompromised"),
-                                                   ("cpap", "cpap"), ("bipap", "non_invasive_ventilation")])
+                                                   ("cpap", "cpap"), ("bipap", "non_invasive_ventilation"),
+                                                   ("type 1 dm", "type_1_diabetes"), ("type ii dm", "type_2_diabetes"),
+                                                   ("ids-sr", "ids_sr30"), ("qids-sr", "qids_sr16"), ("rmdq", "roland_morris"),
+                                                   ("laiv", "live_attenuated_influenza_vaccine"), ("urti", "upper_respiratory_tract_infection")])
 def test_a_name_means_its_own_concept(name: str, variable_id: str) -> None:
     found = VOCAB.by_name(name)
     assert found is not None and found.id == variable_id
