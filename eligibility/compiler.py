@@ -78,7 +78,7 @@ def compile_criterion(text: str, kind: CriterionKind, condition: str | None = No
         waives = exception.group("waiver") is not None or _WAIVER.search(tail) is not None
         return _with_exception(head, tail.strip(" ).;"), kind, condition, waives)
     try:
-        return build_predicate(parse_criterion(text), context, text), None
+        predicate = build_predicate(parse_criterion(text), context, text)
     except (SyntaxProblem, CompileProblem) as problem:
         inner = _DEFINING_PARENTHESIS.search(text)
         # only in an exclusion: an inclusion compiled from its bracket alone would let in a patient
@@ -93,6 +93,20 @@ def compile_criterion(text: str, kind: CriterionKind, condition: str | None = No
                 if _is_measurement(predicate):
                     return predicate, "compiled from the parenthesis, which defines the words before it"
         return None, f"not compiled: {problem}"
+    if kind == "exclusion" and isinstance(predicate, Not):
+        return _negative_exclusion(predicate)
+    return predicate, None
+
+
+def _negative_exclusion(predicate: Not) -> tuple[PredicateNode, str]:
+    """"no food allergies" under an exclusion heading: read literally it excludes everyone
+    without the condition, which is what a sponsor means by "no informed consent" but not by
+    "no food allergies" (an inclusion listed under the wrong heading). The manual part keeps it
+    from excluding anyone on its own: where the literal reading would exclude, it is unknown.
+    """
+    manual = Manual(text="an exclusion written as a negative: excludes only if meant as written, "
+                         "not as an inclusion listed under the exclusions")
+    return All(items=(predicate, manual)), "a negative exclusion: where it would exclude, kept for manual review"
 
 
 def _with_exception(head: str, exception: str, kind: CriterionKind, condition: str | None,

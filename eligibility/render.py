@@ -911,6 +911,9 @@ def render(predicate: PredicateNode, kind: Kind = "inclusion", phrasing: Phrasin
     >>> render(Not(item=Presence(variable="epilepsy")), "inclusion", phrasing="words")
     'no epilepsy'
     """
+    if kind == "exclusion" and isinstance(predicate, Not):
+        # the compiler keeps "no X" under exclusions with a manual part (compiler._negative_exclusion)
+        raise RenderError("a negative exclusion compiles with a manual part: write it as an inclusion")
     renderer = _Renderer(kind, phrasing, condition, vocabulary())
     text = renderer.statement(predicate)
     choose = renderer.choose

@@ -389,7 +389,10 @@ def criterion_texts(draw: st.DrawFn, kind: Kind | None = None) -> CriterionText:
     >>> test()
     """
     chosen: Kind = kind if kind is not None else draw(st.sampled_from(["inclusion", "exclusion"]))
-    predicate = draw(_criterion_predicates(chosen))
+    predicates = _criterion_predicates(chosen)
+    if chosen == "exclusion":  # "no X" under exclusions compiles with a manual part (render refuses it)
+        predicates = predicates.filter(lambda p: not isinstance(p, Not))
+    predicate = draw(predicates)
     condition = None
     if isinstance(predicate, Duration) and predicate.since != "start" and draw(st.booleans()):
         condition = predicate.variable  # "duration of disease ..." in a trial of that condition

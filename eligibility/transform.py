@@ -58,6 +58,7 @@ class Quantity:
     unit: str | None
     unit_type: str  # "UNIT", "ULN", "TIME_UNIT", "AGE_UNIT" or "none"
     before_anchor: bool = False  # "6 months prior to screening": a time before the screening date
+    out_of: float | None = None  # "MoCA < 26/30": the scale's maximum, written after the value
 
 
 class Qualifier(str):
@@ -178,6 +179,9 @@ class PredicateBuilder(Transformer[Token, PredicateNode]):
         if unit is None:
             return Quantity(value, None, "none", ago)
         return Quantity(value, str(unit), unit.type, ago)
+
+    def quantity_out_of(self, value: float, _slash: Token, maximum: float) -> Quantity:
+        return Quantity(value, None, "none", out_of=maximum)
 
     def comparator(self, token: Token) -> Operator:
         return _OPERATORS[token.type]
@@ -470,6 +474,28 @@ class PredicateBuilder(Transformer[Token, PredicateNode]):
             return within
         raise CompileProblem("'equal to' a time since an event")
 
+    def duration_for(self, *parts: str | Subject | Token | Operator | Quantity) -> PredicateNode:
+        """"On metformin for at least 3 months", "type 2 diabetes for more than 6 months": a course
+        (medication, since its start: one stopped fails) or a condition still present (since its onset)
+        lasting that long. Not after a history word ("treated with X for 3 months" may be a course
+        that is over)."""
+        marker = next((p for p in parts if isinstance(p, str) and not isinstance(p, Token) and p not in _OPERATORS.values()), None)
+        subject = next(p for p in parts if isinstance(p, Subject))
+        quantity = next(p for p in parts if isinstance(p, Quantity))
+        op = next(p for p in parts if isinstance(p, str) and not isinstance(p, Token) and p in _OPERATORS.values())
+        if marker == "HISTORY":
+            raise CompileProblem("a course in the past or an ongoing one? the time is not anchored")
+        if len(subject.variables) != 1 or subject.repeated:
+            raise CompileProblem("a duration of several names: of each, or of all together?")
+        variable = subject.variables[0]
+        since = {"medication": "start", "condition": "onset"}.get(variable.kind)
+        if since is None:
+            raise CompileProblem(f"a time on {variable.label}: only a condition's or a medication's is on record")
+        duration = Duration(variable=variable.id, since=since, op=op, period=self._period(quantity))
+        if since == "onset":  # an onset long ago says nothing of a fever that has since resolved
+            return All(items=(Presence(variable=variable.id, current=True), duration))
+        return duration
+
     def conditional(self, _mark: Token, *parts: Token | Variable | PredicateNode) -> PredicateNode:
         variable = next(p for p in parts if isinstance(p, Variable))
         then = cast(PredicateNode, parts[-1])
@@ -656,6 +682,12 @@ class PredicateBuilder(Transformer[Token, PredicateNode]):
             raise CompileProblem(f"an age in {quantity.unit}")
         if not variable.is_measured or variable.unit is None:
             raise CompileProblem(f"{variable.label} is not measured on a scale")
+        if quantity.out_of is not None:
+            # "MoCA < 26/30": sound only when 30 is the scale's maximum (not "26/35", another version)
+            if variable.kind != "score" or variable.plausible is None or variable.plausible.high != quantity.out_of:
+                raise CompileProblem(f"{quantity.value:g}/{quantity.out_of:g} is not a {variable.label} out of its maximum")
+            if quantity.value > quantity.out_of:
+                raise CompileProblem(f"{quantity.value:g}/{quantity.out_of:g} is more than the maximum")
         if isinstance(quantity.value, AmbiguousNumber):
             self._check_decimal(variable, quantity)
         if quantity.unit_type == "ULN":

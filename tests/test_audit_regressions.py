@@ -33,3 +33,13 @@ def test_preeclampsia_means_now() -> None:
     past = Patient.model_validate({"id": "P", "sex": "female", "birth_date": "1990-01-01",
                                    "conditions": [{"name": "preeclampsia", "onset": "2015-03-01", "end": "2015-06-01"}]})
     assert screen(trial, past, as_of=dt.date(2026, 1, 15)).criteria[0].verdict == "fail"
+
+
+@pytest.mark.parametrize("text", ["no food allergies", "No evidence of acute infection", "no informed consent"])
+def test_a_negative_exclusion_never_excludes_on_its_own(text: str) -> None:
+    """Read literally, "no food allergies" under exclusions excludes everyone without food allergies."""
+    trial = compile_trial(f"Exclusion Criteria:\n- {text}\n")
+    criterion = trial.criteria[0]
+    assert criterion.compiled and criterion.note and "negative exclusion" in criterion.note
+    nobody = Patient.model_validate({"id": "P", "sex": "female", "birth_date": "1990-01-01"})
+    assert screen(trial, nobody, as_of=dt.date(2026, 1, 15)).criteria[0].verdict == "unknown"
