@@ -50,6 +50,27 @@ _LEAD_IN = re.compile(r"[:：]\s*$")
 _NEGATED = re.compile(r"(?<![\w])(no|not|non|without|absence|absent|free|never|except|unless|other than|excluding)(?![\w])", re.IGNORECASE)
 # A parenthesis after such words is one example or part of a broader condition, not its definition
 _LOOSE_DEFINITION = re.compile(r"[(,;]|(?<![\w])(especially|such as|e\.g|including|for example|or|and)(?![\w])", re.IGNORECASE)
+# "Anemia defined as hemoglobin < 10 g/dL", "renal insufficiency (defined as creatinine > 2 x ULN)",
+# "Adequate renal function, as defined by GFR > 60 mL/min": the writer says the words before it ARE
+# the clause, so the clause may compile alone (in an inclusion too) if all of it is a measurement.
+# A sentence "Severe anemia is defined as ..." is a note on a term used elsewhere, not a criterion.
+_DEFINED_AS = re.compile(r"\s*(?:,\s*|\(\s*)?(?P<sentence>(?:is|are|was|were|will\s+be)\s+)?(?:as\s+)?defined\s+(?:as|by)\s+(?P<clause>[^:]+?)\s*[.;,]?\s*$",
+                         re.IGNORECASE)
+# "Adequate renal function (GFR > 60 mL/min)": an adequacy the bracket states in full, so the bracket
+# is what the inclusion requires
+_ADEQUACY = re.compile(r"^\s*(?:patients?\s+with\s+|has\s+|have\s+)?adequate\s+[\w\s-]*?(?:function|control|reserve)\s*$",
+                       re.IGNORECASE)
+# Words in a label that set a requirement of their own ("Women with hyperandrogenism defined as ...",
+# "history of anemia (...)": a past, the measurement is today's), or a sentence before it: the
+# definition alone would drop them
+_LABEL_REQUIREMENT = re.compile(r"\d|[.:;!?]|(?<![\w])(women|woman|men|man|females?|males?|girls?|boys?|age|aged|years?|"
+                                r"children|adults?|pregnant|if|when|while|after|before|during|within|"
+                                r"history|prior|previous|previously|past|recent|recently|ever|had)(?![\w])", re.IGNORECASE)
+# "Cerebrovascular disease (e.g. stroke, TIA) within 6 months": a bracket of names after a name. Not
+# after "i.e.", which says the names are all the words before it mean; one name alone, unless said
+# to be an example, may say which one is meant ("surgery (CABG)").
+_EXAMPLES = re.compile(r"\(\s*(?P<marker>e\.\s*g\.?|for example|such as|including|like)?[\s,:]*(?P<names>[^()]+?)\s*(?:,?\s*etc\.?)?\s*\)")
+_EXAMPLE_SEPARATOR = re.compile(r"\s*(?:,|;|/|(?<![\w])(?:and\s*/\s*or|or|and)(?![\w]))\s*", re.IGNORECASE)
 _REGISTRY_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(year|month|week|day)s?\s*$", re.IGNORECASE)
 
 
@@ -80,22 +101,83 @@ def compile_criterion(text: str, kind: CriterionKind, condition: str | None = No
     try:
         predicate = build_predicate(parse_criterion(text), context, text)
     except (SyntaxProblem, CompileProblem) as problem:
-        inner = _DEFINING_PARENTHESIS.search(text)
-        # only in an exclusion: an inclusion compiled from its bracket alone would let in a patient
-        # without the condition the words before it require ("ischemic stroke (NIHSS < 16)")
-        if (inner is not None and kind == "exclusion" and not _NEGATED.search(text[: inner.start()])
-                and not _LOOSE_DEFINITION.search(text[: inner.start()])):
+        definition = _definition(text, kind)
+        if definition is not None:
+            clause, how = definition
             try:
-                predicate = build_predicate(parse_criterion(inner.group(1)), context, inner.group(1))
+                predicate = build_predicate(parse_criterion(clause), context, clause)
             except (SyntaxProblem, CompileProblem):
                 pass
             else:
                 if _is_measurement(predicate):
-                    return predicate, "compiled from the parenthesis, which defines the words before it"
+                    return predicate, f"compiled from the {how}, which defines the words before it"
+        examples = _without_examples(text, context)
+        if examples is not None:
+            return examples
         return None, f"not compiled: {problem}"
     if kind == "exclusion" and isinstance(predicate, Not):
         return _negative_exclusion(predicate)
     return predicate, None
+
+
+def _definition(text: str, kind: CriterionKind) -> tuple[str, str] | None:
+    """The clause that defines the words before it, and what it is, or None.
+
+    The label must be a plain name: negated, it means the opposite ("no severe renal disorder
+    (...)"); loose ("especially", "or", a list), the clause is one example of it; with a requirement
+    of its own (a sex, an age, a sentence), the clause alone would drop it. A bracket without
+    "defined" defines its label only in an exclusion (an inclusion compiled from "ischemic stroke
+    (NIHSS < 16)" would let in a patient without the stroke) or when the label is an adequacy.
+    """
+    defined = _DEFINED_AS.search(text)
+    if defined is not None and defined.group("sentence"):
+        return None
+    if defined is not None and "(" in text[defined.start(): defined.start("clause")]:
+        # "(defined as ...)": the clause ends at the bracket, which must end the text
+        clause, closed, after = defined.group("clause").rpartition(")")
+        found: tuple[str, str, str] | None = (text[: defined.start()], clause, "definition") if closed and not after.strip(" .;,") else None
+    elif defined is not None:
+        found = (text[: defined.start()], defined.group("clause"), "definition")
+    elif (inner := _DEFINING_PARENTHESIS.search(text)) is not None:
+        label = text[: inner.start()]
+        found = (label, inner.group(1), "parenthesis") if kind == "exclusion" or _ADEQUACY.match(label) else None
+    else:
+        found = None
+    if found is None:
+        return None
+    label, clause, how = found
+    if (not label.strip() or _NEGATED.search(label) or _LOOSE_DEFINITION.search(label)
+            or _LABEL_REQUIREMENT.search(label) or "defined" in clause.lower()):
+        return None
+    return clause.strip(), how
+
+
+def _without_examples(text: str, context: Any) -> tuple[PredicateNode, str] | None:
+    """"Cerebrovascular disease (stroke, TIA) within 6 months" without its bracket, when every name
+    in it is narrower than the name just before it in the vocabulary: the examples add nothing to
+    the broader name. One that is not ("anticancer treatment (chemotherapy, radiotherapy)") may
+    widen or narrow it: not compiled.
+    """
+    from .grammar import SyntaxProblem, parse_criterion
+    from .transform import CompileProblem, build_predicate
+
+    found = _EXAMPLES.search(text)
+    if found is None:
+        return None
+    vocab = vocabulary()
+    named = [vocab.by_name(name) for name in _EXAMPLE_SEPARATOR.split(found.group("names")) if name]
+    words = text[: found.start()].split()
+    # the name the bracket follows: the longest run of words before it the vocabulary knows
+    broader = next((v for n in range(min(len(words), 6), 0, -1) if (v := vocab.by_name(" ".join(words[-n:]))) is not None), None)
+    if (broader is None or not (len(named) > 1 or found.group("marker")) or _NEGATED.search(text[: found.start()])
+            or any(v is None or v.id not in vocab.narrower[broader.id] for v in named)):
+        return None
+    rest = f"{text[: found.start()]} {text[found.end():]}"
+    try:
+        predicate = build_predicate(parse_criterion(rest), context, rest)
+    except (SyntaxProblem, CompileProblem):
+        return None
+    return predicate, f"the names in brackets are examples of {broader.label}: compiled as {broader.label}"
 
 
 def _negative_exclusion(predicate: Not) -> tuple[PredicateNode, str]:

@@ -391,8 +391,8 @@ class PredicateBuilder(Transformer[Token, PredicateNode]):
             # "advanced cancer or haemodialysis": the qualifier may narrow the first name or each
             raise CompileProblem(f"'{qualifier}' before a list: does it qualify the first name or each?")
         items: list[PredicateNode] = [self._presence(v, marker, window) for v in subject.variables]
-        if qualifier is not None:  # not when the variable is that narrow ("systemic corticosteroids")
-            items = [item if qualifier in variable.label.lower() else All(items=(item, Manual(text=f"{qualifier} {variable.label}?")))
+        if qualifier is not None:
+            items = [item if (question := self._narrower(qualifier, variable.label)) is None else All(items=(item, Manual(text=question)))
                      for item, variable in zip(items, subject.variables)]
         if len(items) == 1:
             found: PredicateNode = items[0]
@@ -401,6 +401,14 @@ class PredicateBuilder(Transformer[Token, PredicateNode]):
         else:
             found = AnyOf(items=tuple(items))
         return Not(item=found) if negated else found
+
+    @staticmethod
+    def _narrower(qualifier: str, label: str) -> str | None:
+        """The question a person answers for a qualified name ("other" is other than what?), or
+        None when the name is as narrow as the qualifier ("systemic corticosteroids")."""
+        if qualifier.split()[0] == "other":
+            return f"{qualifier} {label}: other than the trial's condition or the ones named before it?"
+        return None if qualifier in label.lower() else f"{qualifier} {label}?"
 
     def sex_and(self, sex: PredicateNode, clause: PredicateNode | Bound) -> PredicateNode:
         """"Female patients aged 18 to 50", "women < 47 years old": the sex and the clause both."""
